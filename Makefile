@@ -1,0 +1,42 @@
+# The README's two commands are `make run` and `make test`; everything else is a convenience.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+DATA   ?= ../shared/data/fsdd
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test setup lint train cv results lock clean
+
+run: $(STAMP)  ## train the default model if the store has none, then show it (and later: serve it)
+	DATA=$(DATA) PY=$(PY) bash scripts/main.sh
+
+test: $(STAMP)  ## the whole test suite, as CI runs it
+	$(PY) -m pytest
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+train: $(STAMP)  ## one training run: make train OUT=runs/x ARGS="--config configs/instruments.yaml"
+	$(PY) -m training train --data $(DATA) --out $(or $(OUT),runs/train) $(ARGS)
+
+results: $(STAMP)  ## every run behind docs/results.md (about an hour on 2 cores)
+	bash scripts/results.sh
+
+lock:  ## re-resolve the pinned tree after editing pyproject.toml
+	rm -rf /tmp/lockenv && $(PYTHON) -m venv /tmp/lockenv
+	/tmp/lockenv/bin/pip install --quiet ".[dev]"
+	/tmp/lockenv/bin/pip freeze --exclude audioclf > requirements.lock
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,68 @@
+"""Shared fixtures: the real data beside the checkout, real clips re-encoded into every supported format, and a
+private BentoML store so tests never touch the user's."""
+
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# Before anything imports bentoml: keep the test store out of ~/bentoml.
+os.environ.setdefault("BENTOML_HOME", tempfile.mkdtemp(prefix="audioclf-bentoml-"))
+
+import soundfile as sf  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+FSDD = DATA / "fsdd"
+INSTRUMENTS = DATA / "instruments"
+
+
+@pytest.fixture(scope="session")
+def fsdd() -> Path:
+    if not (FSDD / "manifest.csv").is_file():
+        pytest.fail(f"the shared data is missing: {FSDD} (it must sit beside the checkout)")
+    return FSDD
+
+
+@pytest.fixture(scope="session")
+def digit_wav(fsdd) -> Path:
+    """A real spoken digit: 8 kHz mono 16-bit WAV, label '7'."""
+    return fsdd / "recordings" / "7_jackson_12.wav"
+
+
+@pytest.fixture(scope="session")
+def instrument_flac() -> Path:
+    """A real 44.1 kHz FLAC instrument clip, several seconds long."""
+    return sorted((INSTRUMENTS / "Cello").glob("*.flac"))[0]
+
+
+def encode(samples: np.ndarray, rate: int, fmt: str, subtype: str | None = None) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, samples, rate, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def digit_encodings(digit_wav) -> dict[str, bytes]:
+    """The same real recording as wav/flac/ogg/mp3 and odd-but-valid variants (stereo, 8/24-bit, 44.1/48 kHz)."""
+    import soxr
+
+    x, rate = sf.read(digit_wav, dtype="float32")
+    stereo = np.stack([x, 0.5 * x], axis=1)
+    x44 = soxr.resample(x, rate, 44100)
+    x48 = soxr.resample(x, rate, 48000)
+    return {
+        "wav": digit_wav.read_bytes(),
+        "flac": encode(x, rate, "FLAC"),
+        "ogg": encode(x, rate, "OGG", "VORBIS"),
+        "mp3": encode(x44, 44100, "MP3"),
+        "stereo_wav": encode(stereo, rate, "WAV", "PCM_16"),
+        "u8_wav": encode(x, rate, "WAV", "PCM_U8"),
+        "pcm24_wav": encode(x, rate, "WAV", "PCM_24"),
+        "wav_44k": encode(x44, 44100, "WAV", "PCM_16"),
+        "flac_48k": encode(x48, 48000, "FLAC"),
+        "float_wav": encode(x, rate, "WAV", "FLOAT"),
+    }

@@ -1,0 +1,151 @@
+"""TrainConfig: every training setting in one typed, validated object, loadable from YAML with dotted overrides.
+
+Defaults train the FSDD digit model; `configs/*.yaml` hold the other recipes. Unknown keys are errors, so a typo
+in a config file fails at start, not after an hour of training.
+"""
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from audiocore.config import FeatureConfig
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Strict):
+    val_fraction: float = Field(0.1, gt=0, lt=0.5, description="Share of non-test clips held out for validation.")
+    test_fraction: float = Field(0.15, gt=0, lt=0.5, description="Used only when the data defines no test split.")
+    group_column: str = Field("group", description="Manifest column whose values may not straddle computed splits.")
+    test_groups: list[str] | None = Field(None, description="Put exactly these groups in test (held-out CV).")
+    min_clips_per_class: int = Field(5, ge=3)
+    skip_bad_files: bool = Field(False, description="Skip unreadable files (listed in the report) instead of failing.")
+    max_clip_seconds: float = Field(600.0, gt=0)
+
+
+class AugmentConfig(_Strict):
+    """On-the-fly augmentation of training windows. Each transform fires with its own probability."""
+
+    enabled: bool = True
+    time_shift_s: float = Field(0.15, ge=0, description="Max random offset of the window within the clip.")
+    stretch_prob: float = Field(0.25, ge=0, le=1)
+    stretch_range: tuple[float, float] = (0.85, 1.15)
+    pitch_prob: float = Field(0.25, ge=0, le=1)
+    pitch_semitones: float = Field(2.0, ge=0, le=12)
+    noise_prob: float = Field(0.5, ge=0, le=1)
+    snr_db_range: tuple[float, float] = (15.0, 40.0)
+    gain_prob: float = Field(0.5, ge=0, le=1)
+    gain_db_range: tuple[float, float] = (-6.0, 6.0)
+    time_masks: int = Field(2, ge=0, description="SpecAugment: number of time masks.")
+    time_mask_frames: int = Field(6, ge=0)
+    freq_masks: int = Field(1, ge=0, description="SpecAugment: number of feature (frequency) masks.")
+    freq_mask_bins: int = Field(2, ge=0)
+
+    @field_validator("stretch_range", "snr_db_range", "gain_db_range")
+    @classmethod
+    def _ordered(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if v[0] > v[1]:
+            raise ValueError(f"range {v} is not (low, high)")
+        return v
+
+    @field_validator("stretch_range")
+    @classmethod
+    def _positive_rate(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if v[0] <= 0:
+            raise ValueError("stretch rates must be > 0")
+        return v
+
+
+class ConvBlock(_Strict):
+    filters: int = Field(gt=0)
+    kernel_size: int = Field(3, gt=0)
+    stride: int = Field(1, gt=0)
+    padding: Literal["same", "valid"] = "same"
+    batch_norm: bool = True
+    dropout: float = Field(0.0, ge=0, lt=1, description="SpatialDropout2D after the block.")
+    pool: int = Field(2, ge=1, description="Max-pool size after the block (1 = none).")
+
+
+class ModelConfig(_Strict):
+    conv_blocks: list[ConvBlock] = Field(
+        default_factory=lambda: [ConvBlock(filters=16), ConvBlock(filters=32), ConvBlock(filters=64, pool=1)],
+        min_length=1,
+    )
+    # avg+max: max pooling finds a short word inside a mostly padded window; measured on FSDD it learns ~3x
+    # faster than average pooling alone.
+    global_pool: Literal["avg", "max", "avgmax"] = "avgmax"
+    l2: float = Field(1e-4, ge=0)
+    dense_units: list[int] = Field(default_factory=lambda: [64])
+    dense_dropout: float = Field(0.3, ge=0, lt=1)
+    # 0.9, not Keras's 0.99: with few steps per epoch the running statistics otherwise lag the weights and
+    # inference collapses while training accuracy looks fine.
+    bn_momentum: float = Field(0.9, gt=0, lt=1)
+
+
+class FitConfig(_Strict):
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(64, ge=1)
+    learning_rate: float = Field(2e-3, gt=0)
+    early_stopping_patience: int = Field(5, ge=1)
+    reduce_lr_patience: int = Field(3, ge=1)
+    reduce_lr_factor: float = Field(0.5, gt=0, lt=1)
+    min_learning_rate: float = Field(1e-5, gt=0)
+    tensorboard: bool = True
+    augment_workers: int = Field(1, ge=1, le=64, description="Processes preparing augmented batches.")
+
+
+class TrainConfig(_Strict):
+    seed: int = 1234
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    fit: FitConfig = Field(default_factory=FitConfig)
+    class_weight: Literal["balanced", "none"] | dict[str, float] = Field(
+        "balanced", description="'balanced' (scikit-learn's formula on training windows), 'none', or label->weight."
+    )
+    model_name: str = Field("audio_classifier", pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    register_model: bool = Field(True, description="Also save the model into the BentoML model store.")
+
+    @model_validator(mode="after")
+    def _custom_weights_positive(self) -> "TrainConfig":
+        if isinstance(self.class_weight, dict) and any(w <= 0 for w in self.class_weight.values()):
+            raise ValueError("custom class weights must be > 0")
+        return self
+
+
+class ConfigError(ValueError):
+    """A config file or override is invalid; the message names the key."""
+
+
+def load_config(path: Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Defaults <- YAML file <- `key.sub=value` overrides (values parsed as YAML), validated once."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        raw = loaded
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} is not of the form key.sub=value")
+        node = raw
+        *parents, leaf = key.strip().split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part} is not a section")
+        node[leaf] = yaml.safe_load(value)
+    try:
+        return TrainConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError("invalid training config:\n" + "\n".join(lines)) from None

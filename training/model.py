@@ -1,0 +1,44 @@
+"""The CNN: standardisation (fitted on training data) -> configurable conv blocks -> dense head -> softmax."""
+
+import keras
+import numpy as np
+
+from training.config import ModelConfig
+
+
+def build_model(
+    cfg: ModelConfig, input_shape: tuple[int, int], n_classes: int, mean: np.ndarray, variance: np.ndarray
+) -> keras.Model:
+    """A 2-D CNN over (frames, features). The Normalization layer carries the training statistics inside the
+    saved model, so unnormalised features (and the NaN losses they cause) cannot reach the conv stack."""
+    reg = keras.regularizers.L2(cfg.l2) if cfg.l2 > 0 else None
+    inputs = keras.Input(shape=input_shape, name="features")
+    x = keras.layers.Normalization(axis=-1, mean=mean, variance=variance, name="standardise")(inputs)
+    x = keras.layers.Reshape((*input_shape, 1))(x)
+    for i, block in enumerate(cfg.conv_blocks, start=1):
+        x = keras.layers.Conv2D(
+            block.filters,
+            block.kernel_size,
+            strides=block.stride,
+            padding=block.padding,
+            use_bias=not block.batch_norm,
+            kernel_regularizer=reg,
+            name=f"conv{i}",
+        )(x)
+        if block.batch_norm:
+            x = keras.layers.BatchNormalization(momentum=cfg.bn_momentum, name=f"bn{i}")(x)
+        x = keras.layers.Activation("relu")(x)
+        if block.pool > 1:
+            x = keras.layers.MaxPooling2D(block.pool, padding="same", name=f"pool{i}")(x)
+        if block.dropout > 0:
+            x = keras.layers.SpatialDropout2D(block.dropout)(x)
+    pools = {"avg": [keras.layers.GlobalAveragePooling2D()], "max": [keras.layers.GlobalMaxPooling2D()]}
+    pools["avgmax"] = pools["avg"] + pools["max"]
+    pooled = [pool(x) for pool in pools[cfg.global_pool]]
+    x = pooled[0] if len(pooled) == 1 else keras.layers.Concatenate()(pooled)
+    for j, units in enumerate(cfg.dense_units, start=1):
+        x = keras.layers.Dense(units, activation="relu", kernel_regularizer=reg, name=f"dense{j}")(x)
+        if cfg.dense_dropout > 0:
+            x = keras.layers.Dropout(cfg.dense_dropout)(x)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="audio_cnn")

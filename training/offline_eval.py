@@ -1,0 +1,41 @@
+"""`evaluate`: score a saved model (folder or BentoML tag) on labelled clips, with the serving feature path."""
+
+from pathlib import Path
+
+import numpy as np
+
+from audiocore import artifact
+from audiocore.aggregate import clip_scores
+from audiocore.decode import decode
+from audiocore.features import extract
+from training.dataset import DataError, discover
+from training.evaluate import metrics
+
+
+def resolve_model_dir(ref: str) -> Path:
+    """A model folder path, or a BentoML tag looked up in the local store."""
+    if Path(ref).is_dir():
+        return Path(ref)
+    import bentoml
+
+    try:
+        return Path(bentoml.models.get(ref).path)
+    except bentoml.exceptions.NotFound as exc:
+        raise FileNotFoundError(f"{ref!r} is neither a model folder nor a model in the BentoML store") from exc
+
+
+def evaluate_model(ref: str, data: Path, split: str = "all") -> dict:
+    model, meta = artifact.load(resolve_model_dir(ref))
+    clips = [c for c in discover(data) if split == "all" or c.split == split]
+    if not clips:
+        raise DataError(f"{data}: no clips with split {split!r}")
+    unknown = sorted({c.label for c in clips} - set(meta.labels))
+    if unknown:
+        raise DataError(f"labels {unknown} are not among the model's labels {meta.labels}")
+    cfg = meta.features
+    probs = []
+    for clip in clips:
+        feats = extract(decode(clip.path, cfg.sample_rate).samples, cfg)
+        probs.append(clip_scores(model.predict(feats.windows, verbose=0)))
+    y = np.array([meta.labels.index(c.label) for c in clips])
+    return metrics(y, np.stack(probs), meta.labels)

@@ -1,0 +1,214 @@
+"""One training run, start to finish: data -> features -> fit -> evaluate -> report -> model folder + store."""
+
+import json
+import logging
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+import yaml
+
+from audiocore import artifact
+from training import dataset as data_mod
+from training.augment import Augmenter
+from training.baseline import run_baseline
+from training.config import TrainConfig
+from training.evaluate import metrics, predict_clips
+from training.model import build_model
+from training.pipeline import balanced_class_weights, clean_features, standardisation, train_dataset
+from training.report import write_report
+
+log = logging.getLogger("training")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN/Inf."""
+
+
+class StopOnNaN(keras.callbacks.TerminateOnNaN):
+    """TerminateOnNaN that fails loudly: features are standardised, so a NaN means the learning rate is too high."""
+
+    def on_batch_end(self, batch, logs=None):
+        super().on_batch_end(batch, logs)
+        if self.model.stop_training and logs and not np.isfinite(logs.get("loss", 0.0)):
+            raise TrainingDiverged(
+                f"loss became {logs['loss']} at batch {batch}: lower fit.learning_rate "
+                "(features are standardised inside the model, so the input is not the cause)"
+            )
+
+
+def seed_everything(seed: int) -> None:
+    keras.utils.set_random_seed(seed)  # python, numpy and TF generators
+    tf.config.experimental.enable_op_determinism()
+    # One op at a time, each using every core: on small CPUs TF's default (as many concurrent ops as cores)
+    # oversubscribes the cores and an epoch takes ~1.5x longer.
+    try:
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        tf.config.threading.set_intra_op_parallelism_threads(os.cpu_count() or 1)
+    except RuntimeError:  # already initialised in this process (e.g. a second run in tests): keep its setting
+        pass
+
+
+def resolve_class_weights(cfg: TrainConfig, y_windows: np.ndarray, labels: list[str]) -> dict[int, float] | None:
+    if cfg.class_weight == "none":
+        return None
+    if cfg.class_weight == "balanced":
+        return balanced_class_weights(y_windows, len(labels))
+    unknown = set(cfg.class_weight) - set(labels)
+    if unknown:
+        raise ValueError(f"class_weight names unknown classes {sorted(unknown)}; classes are {labels}")
+    return {i: float(cfg.class_weight.get(label, 1.0)) for i, label in enumerate(labels)}
+
+
+def train(data: Path, out: Path, cfg: TrainConfig) -> dict:
+    """Train, evaluate and save everything under `out`; returns the metrics dict (also in out/metrics.json)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    timing: dict[str, float] = {}
+    t0 = time.perf_counter()
+    seed_everything(cfg.seed)
+    fcfg = cfg.features
+
+    ds = data_mod.load(data, cfg.data, fcfg.sample_rate, cfg.seed)
+    y = ds.y
+    timing["load_s"] = time.perf_counter() - t0
+    log.info("%d clips, %d classes, splits %s", len(y), len(ds.labels), {k: len(v) for k, v in ds.split.items()})
+
+    t = time.perf_counter()
+    feats = {name: clean_features(ds.waveforms, y, idx, fcfg) for name, idx in ds.split.items()}
+    X_train, table_train = feats["train"]
+    mean, var = standardisation(X_train)
+    timing["features_s"] = time.perf_counter() - t
+
+    weights = resolve_class_weights(cfg, table_train.y, ds.labels)
+    augmenter = Augmenter(cfg.augment, fcfg, mean) if cfg.augment.enabled else None
+    train_ds, stop_workers = train_dataset(
+        X_train, table_train, ds.waveforms, augmenter, cfg.fit.batch_size, cfg.seed, cfg.fit.augment_workers
+    )
+    X_val, table_val = feats["val"]
+
+    model = build_model(cfg.model, fcfg.input_shape, len(ds.labels), mean, var)
+    model.compile(
+        optimizer=keras.optimizers.Adam(cfg.fit.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    ckpt = out / "checkpoints"
+    ckpt.mkdir(exist_ok=True)
+    callbacks = [
+        StopOnNaN(),
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=cfg.fit.early_stopping_patience, restore_best_weights=True
+        ),
+        keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss",
+            factor=cfg.fit.reduce_lr_factor,
+            patience=cfg.fit.reduce_lr_patience,
+            min_lr=cfg.fit.min_learning_rate,
+        ),
+        keras.callbacks.ModelCheckpoint(ckpt / "best.keras", monitor="val_loss", save_best_only=True),
+        keras.callbacks.CSVLogger(out / "history.csv"),
+    ]
+    if cfg.fit.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out / "tensorboard"), write_graph=False))
+    t = time.perf_counter()
+    try:
+        history = model.fit(
+            train_ds,
+            validation_data=(X_val, table_val.y),
+            epochs=cfg.fit.epochs,
+            class_weight=weights,
+            callbacks=callbacks,
+            verbose=1 if _interactive() else 2,
+        )
+    finally:
+        stop_workers()
+    timing["fit_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    results = {}
+    for name, idx in ds.split.items():
+        X, table = feats[name]
+        results[name] = metrics(y[idx], predict_clips(model, X, table.clip, idx), ds.labels)
+    baseline = run_baseline(
+        ds.waveforms, y, ds.split, ds.labels, fcfg, balanced=cfg.class_weight == "balanced", seed=cfg.seed
+    )
+    timing["evaluate_s"] = time.perf_counter() - t
+
+    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    best_epoch = int(np.argmin(hist["val_loss"])) + 1
+    summary = {
+        **results,
+        "baseline": baseline,
+        "history": hist,
+        "best_epoch": best_epoch,
+        "epochs_run": len(hist["val_loss"]),
+        "class_weights": {ds.labels[i]: w for i, w in (weights or {}).items()},
+        "data": _data_summary(ds, feats),
+        "timing": timing,
+        "fingerprint": ds.fingerprint,
+        "config": cfg.model_dump(mode="json"),
+        "data_path": str(data),
+    }
+
+    meta = artifact.ModelMetadata(
+        labels=ds.labels,
+        features=fcfg,
+        metrics={s: {k: results[s][k] for k in ("accuracy", "balanced_accuracy", "macro_f1")} for s in results if results[s]},
+        data_fingerprint=ds.fingerprint,
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        training_config=cfg.model_dump(mode="json"),
+    )
+    model_dir = out / "model"
+    model_dir.mkdir(exist_ok=True)
+    model.save(model_dir / artifact.MODEL_FILE)
+    artifact.write_metadata(model_dir, meta)
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    if cfg.register_model:
+        from training.registry import register
+
+        summary["bentoml_tag"] = register(model_dir, cfg.model_name, meta)
+    timing["total_s"] = time.perf_counter() - t0
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2))
+    write_report(out, summary, ds.labels)
+    return summary
+
+
+def _data_summary(ds: data_mod.Dataset, feats: dict) -> dict:
+    dur = ds.durations()
+    per_split = {}
+    for name, idx in ds.split.items():
+        counts = {label: 0 for label in ds.labels}
+        seconds = {label: 0.0 for label in ds.labels}
+        for i in idx:
+            counts[ds.clips[i].label] += 1
+            seconds[ds.clips[i].label] += float(dur[i])
+        per_split[name] = {
+            "clips": int(len(idx)),
+            "windows": int(len(feats[name][1].y)),
+            "clips_per_class": counts,
+            "seconds_per_class": {k: round(v, 1) for k, v in seconds.items()},
+        }
+    return {
+        "classes": ds.labels,
+        "clips": len(ds.clips),
+        "duration_s": {
+            "total": round(float(dur.sum()), 1),
+            "min": round(float(dur.min()), 2),
+            "median": round(float(np.median(dur)), 2),
+            "max": round(float(dur.max()), 2),
+        },
+        "splits": per_split,
+        "groups": sorted({c.group for c in ds.clips if c.group}),
+        "skipped": [{"path": p, "reason": r} for p, r in ds.skipped],
+    }
+
+
+def _interactive() -> bool:
+    import sys
+
+    return sys.stdout.isatty()
