@@ -32,7 +32,7 @@ def metrics(y_true: np.ndarray, probs: np.ndarray, labels: list[str]) -> dict:
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
         "macro_f1": float(f1_score(y_true, y_pred, labels=range(n), average="macro", zero_division=0)),
-        "loss": float(log_loss(y_true, np.clip(probs, 1e-7, 1.0), labels=range(n))),
+        "loss": float(log_loss(y_true, _renormalised(probs), labels=range(n))),
         "clips": int(len(y_true)),
         "per_class": {
             labels[i]: {
@@ -45,3 +45,9 @@ def metrics(y_true: np.ndarray, probs: np.ndarray, labels: list[str]) -> dict:
         },
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=range(n)).tolist(),
     }
+
+
+def _renormalised(probs: np.ndarray) -> np.ndarray:
+    """Clip away exact zeros (log 0) and restore rows summing to one (float32 softmax sums drift by ~1e-7)."""
+    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-7, 1.0)
+    return p / p.sum(axis=1, keepdims=True)

@@ -12,7 +12,7 @@ def register(folder: Path, name: str, meta: ModelMetadata) -> str:
     """Store every file of `folder` as a new version of model `name`; returns the tag (name:version)."""
     summary = {
         "labels": meta.labels,
-        "features": meta.features.model_dump(),
+        "features": meta.features.model_dump(exclude_none=True),  # the store refuses None values
         "metrics": meta.metrics,
         "data_fingerprint": meta.data_fingerprint,
         "format_version": meta.format_version,

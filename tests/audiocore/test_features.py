@@ -1,0 +1,84 @@
+"""Windowing and features: shapes, determinism, and independence of a window from its neighbours."""
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from audiocore.config import FeatureConfig
+from audiocore.decode import decode
+from audiocore.features import extract, featurize, frame, take_segment, window_starts
+
+CFG = FeatureConfig()  # FSDD defaults: 8 kHz, 1-s windows, 20 MFCCs
+
+
+def test_short_clip_is_one_centred_window():
+    starts = window_starts(3000, CFG)
+    assert starts.tolist() == [-2500]  # (8000 - 3000) / 2 samples of padding before the clip
+    windows, _ = frame(np.ones(3000, dtype=np.float32), CFG)
+    assert windows.shape == (1, 8000)
+    assert windows[0, :2500].sum() == 0 and windows[0, 2500:5500].sum() == 3000 and windows[0, 5500:].sum() == 0
+
+
+def test_long_clip_windows_cover_everything_and_last_is_end_aligned():
+    n = 8000 * 3 + 1234
+    starts = window_starts(n, CFG)
+    assert starts[0] == 0 and starts[-1] == n - CFG.window_samples
+    assert np.all(np.diff(starts) <= CFG.hop_samples)
+
+
+def test_take_segment_pads_outside_the_clip():
+    x = np.arange(1, 6, dtype=np.float32)
+    assert take_segment(x, -2, 4).tolist() == [0, 0, 1, 2]
+    assert take_segment(x, 3, 4).tolist() == [4, 5, 0, 0]
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        FeatureConfig(),
+        FeatureConfig(deltas=True, n_mfcc=13),
+        FeatureConfig(kind="logmel", n_mels=64, sample_rate=16000, n_fft=512, hop_length=160),
+    ],
+)
+def test_shapes_follow_the_config(digit_wav, cfg):
+    feats = extract(decode(digit_wav, cfg.sample_rate).samples, cfg)
+    assert feats.windows.shape == (1, *cfg.input_shape)
+    assert feats.windows.dtype == np.float32 and np.isfinite(feats.windows).all()
+
+
+def test_features_are_deterministic(instrument_flac):
+    cfg = FeatureConfig(kind="logmel", sample_rate=16000, n_fft=512, hop_length=160)
+    x = decode(instrument_flac, 16000).samples
+    a, b = extract(x, cfg), extract(x, cfg)
+    np.testing.assert_array_equal(a.windows, b.windows)
+    assert len(a.starts_s) > 1 and np.allclose(a.ends_s - a.starts_s, 1.0)
+
+
+def test_a_window_does_not_depend_on_its_batch(instrument_flac):
+    """The dB floor is per window: featurising windows one by one equals featurising them together."""
+    x = decode(instrument_flac, 8000).samples
+    windows, _ = frame(x, CFG)
+    together = featurize(windows, CFG)
+    alone = np.concatenate([featurize(w[None], CFG) for w in windows])
+    np.testing.assert_array_equal(together, alone)
+
+
+def test_featurize_rejects_wrong_window_length():
+    with pytest.raises(ValueError, match="expected windows"):
+        featurize(np.zeros((2, 100), dtype=np.float32), CFG)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"fmax": 5000}, "Nyquist"),
+        ({"n_fft": 16000}, "longer than one window"),
+        ({"n_mfcc": 50}, "cannot exceed n_mels"),
+        ({"kind": "logmel", "deltas": True}, "only defined for kind='mfcc'"),
+        ({"sample_rate": 0}, "greater than 0"),
+        ({"windw_seconds": 1}, "Extra inputs"),
+    ],
+)
+def test_config_errors_are_clear(kwargs, message):
+    with pytest.raises(ValidationError, match=message):
+        FeatureConfig(**kwargs)

@@ -1,0 +1,49 @@
+"""Config: YAML + dotted overrides, validated once, with errors that name the key."""
+
+import pytest
+
+from training.config import ConfigError, TrainConfig, load_config
+
+
+def test_defaults_equal_the_written_fsdd_recipe():
+    assert load_config("configs/fsdd.yaml") == TrainConfig()
+
+
+def test_overrides_are_typed_and_nested():
+    cfg = load_config(None, ["fit.epochs=3", "augment.enabled=false", "features.kind=logmel", "class_weight=none"])
+    assert cfg.fit.epochs == 3 and cfg.augment.enabled is False
+    assert cfg.features.kind == "logmel" and cfg.class_weight == "none"
+
+
+def test_custom_class_weights_from_yaml():
+    cfg = load_config(None, ["class_weight={'0': 2.0, '1': 0.5}"])
+    assert cfg.class_weight == {"0": 2.0, "1": 0.5}
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("fit.epoch=3", "fit.epoch: Extra inputs"),
+        ("fit.learning_rate=-1", "fit.learning_rate"),
+        ("features.kind=wavelet", "features.kind"),
+        ("augment.stretch_range=[1.2, 0.8]", r"is not \(low, high\)"),
+        ("class_weight={'a': 0}", "must be > 0"),
+        ("model.conv_blocks=[]", "model.conv_blocks"),
+        ("nonsense", "not of the form"),
+    ],
+)
+def test_bad_values_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_typo_in_a_config_file_fails_early(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("fit:\n  epochz: 3\n")
+    with pytest.raises(ConfigError, match="fit.epochz"):
+        load_config(path)

@@ -1,0 +1,144 @@
+"""End to end: train a small model on a slice of real FSDD through the CLI and check everything it leaves behind."""
+
+import csv
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from audiocore import artifact
+from audiocore.decode import decode
+from audiocore.features import extract
+from training.cli import main
+from training.train import StopOnNaN, TrainingDiverged
+
+pytestmark = pytest.mark.e2e
+SPEAKERS = ("jackson", "theo")
+FAST = ["--epochs", "8", "--set", "fit.batch_size=16"]  # ~9 steps an epoch on 140 training clips
+
+
+@pytest.fixture(scope="module")
+def slice_manifest(fsdd, tmp_path_factory):
+    """10 digits x 2 speakers x 12 recordings = 240 real clips, official split rule (recordings 0-4 are test)."""
+    path = tmp_path_factory.mktemp("slice") / "manifest.csv"
+    with open(path, "w", newline="") as handle:
+        w = csv.writer(handle)
+        w.writerow(["path", "label", "speaker", "split"])
+        for d in range(10):
+            for s in SPEAKERS:
+                for i in range(12):
+                    w.writerow([fsdd / f"recordings/{d}_{s}_{i}.wav", d, s, "test" if i < 5 else "train"])
+    return path
+
+
+@pytest.fixture(scope="module")
+def run(slice_manifest, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "r1"
+    assert main(["train", "--data", str(slice_manifest), "--out", str(out), *FAST]) == 0
+    return out
+
+
+def test_metrics_json_has_every_split_and_metric(run):
+    m = json.loads((run / "metrics.json").read_text())
+    for split in ("train", "val", "test"):
+        for key in ("accuracy", "balanced_accuracy", "macro_f1", "loss"):
+            assert 0 <= m[split][key] <= (1 if key != "loss" else 50), (split, key)
+        assert set(m[split]["per_class"]) == {str(d) for d in range(10)}
+        assert set(m[split]["per_class"]["3"]) >= {"precision", "recall", "f1"}
+    assert m["test"]["clips"] == 100
+    assert set(m["baseline"]) == {"train", "val", "test"}
+    assert m["class_weights"] and m["data"]["splits"]["train"]["clips"] + m["data"]["splits"]["val"]["clips"] == 140
+
+
+def test_better_than_chance(run):
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["test"]["accuracy"] > 0.3  # chance is 0.1
+
+
+def test_report_and_plots_exist(run):
+    report = (run / "report.md").read_text()
+    for heading in ("## Metrics", "## Diagnosis", "## Confusion matrix", "## Data", "## Config", "baseline test"):
+        assert heading in report
+    for png in ("confusion_matrix.png", "learning_curves.png"):
+        assert (run / png).read_bytes()[:4] == b"\x89PNG"
+    assert (run / "history.csv").is_file() and (run / "checkpoints" / "best.keras").is_file()
+    assert any((run / "tensorboard").rglob("events.out.tfevents.*"))
+
+
+def test_model_folder_loads_without_bentoml_and_predicts(run, fsdd):
+    model, meta = artifact.load(run / "model")
+    assert meta.labels == [str(d) for d in range(10)] and meta.features.sample_rate == 8000
+    feats = extract(decode(fsdd / "recordings/4_jackson_3.wav", 8000).samples, meta.features)
+    probs = model.predict(feats.windows, verbose=0)
+    assert probs.shape == (1, 10) and np.isclose(probs.sum(), 1, atol=1e-4)
+
+
+def test_model_is_in_the_bentoml_store_with_metadata(run):
+    import bentoml
+
+    m = json.loads((run / "metrics.json").read_text())
+    stored = bentoml.models.get("audio_classifier:latest")
+    assert str(stored.tag) == m["bentoml_tag"]
+    assert stored.info.metadata["labels"] == [str(d) for d in range(10)]
+    assert stored.info.metadata["features"]["kind"] == "mfcc"
+    assert stored.info.metadata["data_fingerprint"] == m["fingerprint"]
+    assert "test" in stored.info.metadata["metrics"]
+    model, meta = artifact.load(stored.path)
+    assert meta.labels == stored.info.metadata["labels"]
+
+
+def test_evaluate_command_reproduces_the_test_accuracy(run, slice_manifest, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "--model", str(run / "model"), "--data", str(slice_manifest), "--split", "test",
+                 "--output", str(out)]) == 0
+    m = json.loads((run / "metrics.json").read_text())
+    assert json.loads(out.read_text())["accuracy"] == pytest.approx(m["test"]["accuracy"])
+    assert main(["evaluate", "--model", "audio_classifier:latest", "--data", str(slice_manifest),
+                 "--split", "test"]) == 0
+
+
+def test_same_seed_same_metrics(run, slice_manifest, tmp_path):
+    """Determinism: a second run with the same seed, data and config gives the same numbers, epoch by epoch."""
+    out = tmp_path / "r2"
+    assert main(["train", "--data", str(slice_manifest), "--out", str(out), *FAST, "--no-register"]) == 0
+    a, b = (json.loads((p / "metrics.json").read_text()) for p in (run, out))
+    assert a["history"] == b["history"]
+    for split in ("train", "val", "test"):
+        assert a[split]["accuracy"] == b[split]["accuracy"] and a[split]["loss"] == b[split]["loss"]
+
+
+def test_compare_prints_runs_side_by_side(run, capsys):
+    assert main(["compare", str(run), str(run)]) == 0
+    table = capsys.readouterr().out
+    assert table.count("| r1 | mfcc | on | balanced |") == 2 and "test bal acc" in table
+
+
+def test_cli_reports_data_errors_without_a_traceback(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "x")]) == 2
+    assert "missing.csv does not exist" in capsys.readouterr().err
+
+
+def test_leave_one_speaker_out(fsdd, tmp_path):
+    rows = [(fsdd / f"recordings/{d}_{s}_{i}.wav", d, s) for d in range(10) for s in ("jackson", "theo", "george")
+            for i in range(5)]
+    manifest = tmp_path / "m.csv"
+    with open(manifest, "w", newline="") as handle:
+        w = csv.writer(handle)
+        w.writerow(["path", "label", "speaker"])
+        w.writerows(rows)
+    assert main(["cv", "--data", str(manifest), "--out", str(tmp_path / "cv"), "--epochs", "1",
+                 "--set", "augment.enabled=false", "--set", "data.min_clips_per_class=3"]) == 0
+    summary = json.loads((tmp_path / "cv" / "summary.json").read_text())
+    assert set(summary["folds"]) == {"george", "jackson", "theo"}
+    for speaker in summary["folds"]:
+        m = json.loads((tmp_path / "cv" / speaker / "metrics.json").read_text())
+        assert m["data"]["splits"]["test"]["clips"] == 50
+    assert summary["worst_test_accuracy"] <= summary["mean_test_accuracy"]
+
+
+def test_nan_loss_stops_training_with_a_clear_message():
+    cb = StopOnNaN()
+    cb.set_model(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
+    with pytest.raises(TrainingDiverged, match="lower fit.learning_rate"):
+        cb.on_batch_end(3, {"loss": float("nan")})
