@@ -15,8 +15,9 @@ test: $(STAMP)  ## the whole test suite, as CI runs it
 
 setup: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml
-	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
+$(STAMP): requirements.lock pyproject.toml scripts/system_deps.sh
+	@test -n "$(PYTHON)" || { echo "need python3.11 on PATH"; exit 1; }
+	bash scripts/system_deps.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.lock
@@ -31,7 +32,7 @@ train: $(STAMP)  ## one training run: make train OUT=runs/x ARGS="--config confi
 	$(PY) -m training train --data $(DATA) --out $(or $(OUT),runs/train) $(ARGS)
 
 results: $(STAMP)  ## every run behind docs/results.md (about an hour on 2 cores)
-	bash scripts/results.sh
+	$(PY) scripts/results.py
 
 lock:  ## re-resolve the pinned tree after editing pyproject.toml
 	rm -rf /tmp/lockenv && $(PYTHON) -m venv /tmp/lockenv

@@ -27,6 +27,4 @@ def run_baseline(waveforms, y, split: dict[str, np.ndarray], labels, cfg: Featur
         LogisticRegression(max_iter=5000, class_weight="balanced" if balanced else None, random_state=seed),
     )
     clf.fit(X[split["train"]], y[split["train"]])
-    return {
-        name: metrics(y[idx], clf.predict_proba(X[idx]), labels) for name, idx in split.items() if len(idx)
-    }
+    return {name: metrics(y[idx], clf.predict_proba(X[idx]), labels) for name, idx in split.items() if len(idx)}

@@ -15,8 +15,14 @@ DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder (class sub-folders or manifest.csv) or CSV")
     p.add_argument("--config", type=Path, help="YAML training config (see configs/)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set fit.epochs=10 --set augment.enabled=false")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set fit.epochs=10 --set augment.enabled=false",
+    )
     p.add_argument("--epochs", type=int, help="shortcut for --set fit.epochs=N")
     p.add_argument("--seed", type=int, help="shortcut for --set seed=N")
     p.add_argument("--no-register", action="store_true", help="do not save into the BentoML model store")
@@ -39,8 +45,10 @@ def cmd_train(args) -> int:
     cfg = _config(args)
     summary = train(args.data, args.out, cfg)
     test = summary.get("test") or summary["val"]
-    print(f"\ntest accuracy {test['accuracy']:.4f}, balanced {test['balanced_accuracy']:.4f}, "
-          f"macro F1 {test['macro_f1']:.4f}; trained in {summary['timing']['total_s']:.0f} s")
+    print(
+        f"\ntest accuracy {test['accuracy']:.4f}, balanced {test['balanced_accuracy']:.4f}, "
+        f"macro F1 {test['macro_f1']:.4f}; trained in {summary['timing']['total_s']:.0f} s"
+    )
     print(f"report: {args.out / 'report.md'}")
     print(f"model folder: {args.out / 'model'}")
     if "bentoml_tag" in summary:
@@ -94,8 +102,12 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score a saved model on a folder or manifest")
     p.add_argument("--model", required=True, help="model folder (run/model) or BentoML tag (audio_classifier:latest)")
     p.add_argument("--data", type=Path, required=True)
-    p.add_argument("--split", choices=["train", "val", "test", "all"], default="all",
-                   help="rows of the manifest to use (by its split column)")
+    p.add_argument(
+        "--split",
+        choices=["train", "val", "test", "all"],
+        default="all",
+        help="rows of the manifest to use (by its split column)",
+    )
     p.add_argument("--output", type=Path, help="also write the full metrics JSON here")
     p.set_defaults(func=cmd_evaluate)
 

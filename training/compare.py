@@ -37,8 +37,18 @@ def row(name: str, m: dict) -> list[str]:
 
 
 HEADER = [
-    "run", "features", "augment", "class weights", "train acc", "val acc", "test acc",
-    "test bal acc", "test macro F1", "baseline test bal acc", "best/epochs", "time s",
+    "run",
+    "features",
+    "augment",
+    "class weights",
+    "train acc",
+    "val acc",
+    "test acc",
+    "test bal acc",
+    "test macro F1",
+    "baseline test bal acc",
+    "best/epochs",
+    "time s",
 ]
 
 

@@ -61,6 +61,7 @@ def cross_validate(data: Path, out: Path, cfg: TrainConfig, group_column: str) -
     (out / "summary.json").write_text(json.dumps(result, indent=2))
     (out / "summary.md").write_text(
         f"# Leave-one-{group_column}-out, augmentation {'on' if cfg.augment.enabled else 'off'}\n\n"
-        + result["table"] + "\n"
+        + result["table"]
+        + "\n"
     )
     return result

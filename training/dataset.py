@@ -155,7 +155,9 @@ def _hold_out(pool: np.ndarray, labels: np.ndarray, groups: np.ndarray | None, f
     n_groups = len(set(groups[pool]))
     if n_groups < 2:
         raise DataError("need at least 2 groups to hold some out without a group straddling two splits")
-    splitter = StratifiedGroupKFold(n_splits=min(n_groups, max(2, round(1 / fraction))), shuffle=True, random_state=seed)
+    splitter = StratifiedGroupKFold(
+        n_splits=min(n_groups, max(2, round(1 / fraction))), shuffle=True, random_state=seed
+    )
     kept_pos, held_pos = next(splitter.split(pool, labels[pool], groups[pool]))
     return pool[kept_pos], pool[held_pos]
 

@@ -25,9 +25,7 @@ def metrics(y_true: np.ndarray, probs: np.ndarray, labels: list[str]) -> dict:
     if len(y_true) == 0:
         return {}
     y_pred = probs.argmax(axis=1)
-    p, r, f, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=range(n), zero_division=0
-    )
+    p, r, f, support = precision_recall_fscore_support(y_true, y_pred, labels=range(n), zero_division=0)
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),

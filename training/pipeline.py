@@ -42,7 +42,7 @@ def clean_features(waveforms: list[np.ndarray], y: np.ndarray, clips: np.ndarray
     X = np.concatenate(
         [
             featurize(np.stack([take_segment(waveforms[c], int(s), cfg.window_samples) for c, s in chunk]), cfg)
-            for chunk in _chunks(list(zip(table.clip, table.start)), 512)
+            for chunk in _chunks(list(zip(table.clip, table.start, strict=True)), 512)
         ]
     )
     if not np.isfinite(X).all():  # decode rejects NaN input, so this would be a bug in feature extraction
@@ -92,7 +92,9 @@ def train_dataset(
     pool = None
     if augmenter is not None:
         ctx = multiprocessing.get_context("spawn")
-        pool = ctx.Pool(workers, initializer=init_worker, initargs=(augmenter, waveforms, table.clip, table.start, table.y))
+        pool = ctx.Pool(
+            workers, initializer=init_worker, initargs=(augmenter, waveforms, table.clip, table.start, table.y)
+        )
 
     def batches():  # called once per epoch
         e = epoch["n"]

@@ -6,9 +6,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 SPLITS = ("train", "val", "test")
 
@@ -107,7 +107,8 @@ def diagnose(summary: dict) -> list[str]:
     cnn = summary.get("test") or summary["val"]
     notes.append(
         f"Against the baseline (logistic regression on clip-mean MFCCs): CNN {cnn['balanced_accuracy']:.3f} vs "
-        f"baseline {base['balanced_accuracy']:.3f} balanced accuracy ({cnn['balanced_accuracy'] - base['balanced_accuracy']:+.3f})."
+        f"baseline {base['balanced_accuracy']:.3f} balanced accuracy "
+        f"({cnn['balanced_accuracy'] - base['balanced_accuracy']:+.3f})."
     )
     return notes
 
@@ -164,11 +165,11 @@ def write_report(out: Path, summary: dict, labels: list[str]) -> None:
         "",
         *[f"- {n}" for n in diagnose(summary)],
         "",
-        f"![learning curves](learning_curves.png)",
+        "![learning curves](learning_curves.png)",
         "",
         f"## Confusion matrix ({eval_split})",
         "",
-        f"![confusion matrix](confusion_matrix.png)",
+        "![confusion matrix](confusion_matrix.png)",
         "",
         _table(per_class, ["class", "precision", "recall", "f1", "support"]),
         "",

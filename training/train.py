@@ -4,7 +4,7 @@ import json
 import logging
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import keras
@@ -158,9 +158,11 @@ def train(data: Path, out: Path, cfg: TrainConfig) -> dict:
     meta = artifact.ModelMetadata(
         labels=ds.labels,
         features=fcfg,
-        metrics={s: {k: results[s][k] for k in ("accuracy", "balanced_accuracy", "macro_f1")} for s in results if results[s]},
+        metrics={
+            s: {k: results[s][k] for k in ("accuracy", "balanced_accuracy", "macro_f1")} for s in results if results[s]
+        },
         data_fingerprint=ds.fingerprint,
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         training_config=cfg.model_dump(mode="json"),
     )
     model_dir = out / "model"

@@ -21,8 +21,8 @@ def starts(clips):
     return [-(CFG.window_samples - len(c)) // 2 for c in clips]
 
 
-def make(cfg=AugmentConfig()):
-    return Augmenter(cfg, CFG, np.zeros(CFG.n_features, dtype=np.float32))
+def make(cfg: AugmentConfig | None = None):
+    return Augmenter(cfg or AugmentConfig(), CFG, np.zeros(CFG.n_features, dtype=np.float32))
 
 
 def test_batch_keeps_the_feature_shape(clips):
@@ -41,10 +41,13 @@ def test_same_seed_same_batch_other_seed_other_batch(clips):
 
 
 def test_everything_off_gives_the_clean_features(clips):
-    off = AugmentConfig(time_shift_s=0, stretch_prob=0, pitch_prob=0, noise_prob=0, gain_prob=0, time_masks=0,
-                        freq_masks=0)
+    off = AugmentConfig(
+        time_shift_s=0, stretch_prob=0, pitch_prob=0, noise_prob=0, gain_prob=0, time_masks=0, freq_masks=0
+    )
     out = make(off).batch(clips, starts(clips), np.random.default_rng(0))
-    clean = featurize(np.stack([take_segment(c, s, CFG.window_samples) for c, s in zip(clips, starts(clips))]), CFG)
+    clean = featurize(
+        np.stack([take_segment(c, s, CFG.window_samples) for c, s in zip(clips, starts(clips), strict=True)]), CFG
+    )
     np.testing.assert_allclose(out, clean, atol=1e-4)
 
 

@@ -84,8 +84,9 @@ def test_manifest_without_label_column(tmp_path):
 
 
 def test_bad_split_value_names_the_line(tmp_path):
-    path = write_manifest(tmp_path / "m.csv", [("a.wav", "x", "train"), ("b.wav", "y", "holdout")],
-                          ("path", "label", "split"))
+    path = write_manifest(
+        tmp_path / "m.csv", [("a.wav", "x", "train"), ("b.wav", "y", "holdout")], ("path", "label", "split")
+    )
     with pytest.raises(DataError, match=r"m.csv:3: split 'holdout'"):
         read_manifest(path)
 

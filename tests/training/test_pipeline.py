@@ -62,10 +62,10 @@ def test_clean_batches_are_reproducible_and_reshuffled(clips):
     ds2, stop2 = train_dataset(X, table, waves, None, batch_size=4, seed=5)
     a, b = batches(ds1), batches(ds2)
     for e in range(2):
-        for (xa, ya), (xb, yb) in zip(a[e], b[e]):
+        for (xa, ya), (xb, yb) in zip(a[e], b[e], strict=True):
             np.testing.assert_array_equal(xa, xb)
             np.testing.assert_array_equal(ya, yb)
-    assert not all(np.array_equal(p[1], q[1]) for p, q in zip(a[0], a[1]))  # a new order each epoch
+    assert not all(np.array_equal(p[1], q[1]) for p, q in zip(a[0], a[1], strict=True))  # a new order each epoch
     assert sum(len(yb) for _, yb in a[0]) == len(table.y)
 
 
@@ -80,7 +80,7 @@ def test_augmented_batches_do_not_depend_on_worker_count(clips):
     finally:
         stop1()
         stop2()
-    for (xa, ya), (xb, yb) in zip(a[0], b[0]):
+    for (xa, ya), (xb, yb) in zip(a[0], b[0], strict=True):
         np.testing.assert_array_equal(xa, xb)
         np.testing.assert_array_equal(ya, yb)
     assert not np.array_equal(a[0][0][0], X[: len(a[0][0][0])])

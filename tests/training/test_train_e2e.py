@@ -90,12 +90,27 @@ def test_model_is_in_the_bentoml_store_with_metadata(run):
 
 def test_evaluate_command_reproduces_the_test_accuracy(run, slice_manifest, tmp_path, capsys):
     out = tmp_path / "eval.json"
-    assert main(["evaluate", "--model", str(run / "model"), "--data", str(slice_manifest), "--split", "test",
-                 "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(run / "model"),
+                "--data",
+                str(slice_manifest),
+                "--split",
+                "test",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     m = json.loads((run / "metrics.json").read_text())
     assert json.loads(out.read_text())["accuracy"] == pytest.approx(m["test"]["accuracy"])
-    assert main(["evaluate", "--model", "audio_classifier:latest", "--data", str(slice_manifest),
-                 "--split", "test"]) == 0
+    assert (
+        main(["evaluate", "--model", "audio_classifier:latest", "--data", str(slice_manifest), "--split", "test"]) == 0
+    )
 
 
 def test_same_seed_same_metrics(run, slice_manifest, tmp_path):
@@ -120,15 +135,35 @@ def test_cli_reports_data_errors_without_a_traceback(tmp_path, capsys):
 
 
 def test_leave_one_speaker_out(fsdd, tmp_path):
-    rows = [(fsdd / f"recordings/{d}_{s}_{i}.wav", d, s) for d in range(10) for s in ("jackson", "theo", "george")
-            for i in range(5)]
+    rows = [
+        (fsdd / f"recordings/{d}_{s}_{i}.wav", d, s)
+        for d in range(10)
+        for s in ("jackson", "theo", "george")
+        for i in range(5)
+    ]
     manifest = tmp_path / "m.csv"
     with open(manifest, "w", newline="") as handle:
         w = csv.writer(handle)
         w.writerow(["path", "label", "speaker"])
         w.writerows(rows)
-    assert main(["cv", "--data", str(manifest), "--out", str(tmp_path / "cv"), "--epochs", "1",
-                 "--set", "augment.enabled=false", "--set", "data.min_clips_per_class=3"]) == 0
+    assert (
+        main(
+            [
+                "cv",
+                "--data",
+                str(manifest),
+                "--out",
+                str(tmp_path / "cv"),
+                "--epochs",
+                "1",
+                "--set",
+                "augment.enabled=false",
+                "--set",
+                "data.min_clips_per_class=3",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((tmp_path / "cv" / "summary.json").read_text())
     assert set(summary["folds"]) == {"george", "jackson", "theo"}
     for speaker in summary["folds"]:
