@@ -69,14 +69,13 @@ def features_from_power(power: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     )  # (n, n_mels, frames)
     db = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None)
     db = np.maximum(db, db.max(axis=(1, 2), keepdims=True) - cfg.top_db)
-    if cfg.kind == "logmel":
-        feats = db
-    else:
-        feats = librosa.feature.mfcc(S=db, n_mfcc=cfg.n_mfcc)  # DCT-II, ortho
-        if cfg.deltas:
-            d1 = librosa.feature.delta(feats, order=1, axis=-1)
-            d2 = librosa.feature.delta(feats, order=2, axis=-1)
-            feats = np.concatenate([feats, d1, d2], axis=1)
+    feats = db if cfg.kind == "logmel" else librosa.feature.mfcc(S=db, n_mfcc=cfg.n_mfcc)  # DCT-II, ortho
+    if cfg.cmn:
+        feats = feats - feats.mean(axis=2, keepdims=True)
+    if cfg.deltas:  # MFCC only (validated)
+        d1 = librosa.feature.delta(feats, order=1, axis=-1)
+        d2 = librosa.feature.delta(feats, order=2, axis=-1)
+        feats = np.concatenate([feats, d1, d2], axis=1)
     return np.ascontiguousarray(np.transpose(feats, (0, 2, 1)), dtype=np.float32)
 
 

@@ -82,3 +82,11 @@ def test_featurize_rejects_wrong_window_length():
 def test_config_errors_are_clear(kwargs, message):
     with pytest.raises(ValidationError, match=message):
         FeatureConfig(**kwargs)
+
+
+def test_cmn_makes_features_independent_of_gain(digit_wav):
+    x = decode(digit_wav, 8000).samples
+    loud, quiet = extract(x, CFG).windows, extract(0.25 * x, CFG).windows
+    np.testing.assert_allclose(loud, quiet, atol=2e-3)
+    no_cmn = CFG.model_copy(update={"cmn": False})
+    assert np.abs(extract(x, no_cmn).windows - extract(0.25 * x, no_cmn).windows).max() > 1.0
