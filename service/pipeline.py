@@ -1,0 +1,165 @@
+"""One clip's way through the service, the same for HTTP and gRPC: bytes -> audio -> features -> model -> answer.
+
+Decoding and features use audiocore, the code training evaluates with, and the model's own FeatureConfig, so a
+file gets the features it would get in training's evaluation. CPU work runs in a thread pool so that the event
+loop keeps accepting requests (and feeding the batcher) meanwhile.
+"""
+
+import asyncio
+import logging
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from audiocore.aggregate import clip_scores, top_k
+from audiocore.config import FeatureConfig
+from audiocore.decode import Audio, decode
+from audiocore.errors import AudioError, AudioTooLarge
+from audiocore.features import ClipFeatures, extract
+from service import metrics
+from service.errors import RequestError
+from service.model_service import ClipWindows, ModelInfo
+from service.settings import Settings
+
+log = logging.getLogger("audioclf.pipeline")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int
+    max_seconds: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Limits":
+        return cls(max_bytes=settings.max_upload_bytes, max_seconds=settings.max_audio_seconds)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    audio: Audio
+    features: ClipFeatures
+
+
+def prepare(data: bytes, cfg: FeatureConfig, limits: Limits) -> Prepared:
+    """Encoded file -> decoded clip and its window features; raises AudioError saying what is wrong with it."""
+    if len(data) > limits.max_bytes:
+        raise AudioTooLarge(f"the file has {len(data)} bytes; the limit is {limits.max_bytes}")
+    audio = decode(data, cfg.sample_rate, max_seconds=limits.max_seconds)
+    return Prepared(audio=audio, features=extract(audio.samples, cfg))
+
+
+def answer(prepared: Prepared, window_probs: np.ndarray, labels: list[str], k: int, segments: bool, tag: str) -> dict:
+    """The JSON answer: clip-level top-k (windows averaged, as training evaluates) and optionally every window's."""
+    audio, feats = prepared.audio, prepared.features
+    body: dict[str, Any] = {
+        "model": tag,
+        "predictions": _ranked(clip_scores(window_probs), labels, k),
+        "duration_s": round(audio.duration_s, 4),
+        "sample_rate": audio.original_sample_rate,
+        "channels": audio.channels,
+    }
+    if segments:
+        # A short clip's one window is centred with padding around it: report the part that holds audio.
+        body["segments"] = [
+            {
+                "start_s": round(max(0.0, float(start)), 4),
+                "end_s": round(min(audio.duration_s, float(end)), 4),
+                "predictions": _ranked(probs, labels, k),
+            }
+            for start, end, probs in zip(feats.starts_s, feats.ends_s, window_probs, strict=True)
+        ]
+    return body
+
+
+def _ranked(scores: np.ndarray, labels: list[str], k: int) -> list[dict]:
+    return [{"label": label, "score": round(score, 6)} for label, score in top_k(scores, labels, k)]
+
+
+class Classifier:
+    """Runs clips through the pipeline with the model service behind `model` (the `bentoml.depends` client)."""
+
+    def __init__(self, model: Any, info: ModelInfo, limits: Limits, default_top_k: int, executor: Executor):
+        self.model = model
+        self.info = info
+        self.features = FeatureConfig.model_validate(info.features)
+        self.labels = list(info.labels)
+        self.limits = limits
+        self.default_top_k = default_top_k
+        self.executor = executor
+        self.metrics = metrics.get()
+
+    def top_k(self, requested: int | None) -> int:
+        """The number of predictions to return: the default when not asked, never more than there are labels."""
+        if requested is None:
+            requested = self.default_top_k
+        if requested < 1:
+            raise RequestError("invalid_argument", f"top_k must be at least 1, got {requested}")
+        return min(requested, len(self.labels))
+
+    async def prepare(self, data: bytes, where: str | None = None) -> Prepared:
+        started = time.perf_counter()
+        try:
+            prepared = await asyncio.get_running_loop().run_in_executor(
+                self.executor, prepare, data, self.features, self.limits
+            )
+        except AudioError as exc:
+            raise RequestError.from_audio(exc, where) from None
+        self.metrics.preprocess.observe(time.perf_counter() - started)
+        self.metrics.audio_duration.observe(prepared.audio.duration_s)
+        return prepared
+
+    async def scores(self, prepared: Prepared) -> np.ndarray:
+        """Window probabilities from the model service, through the shared batcher."""
+        job = ClipWindows(windows=prepared.features.windows, sent_at=time.time())
+        try:
+            (probs,) = await self.model.to_async.predict([job])
+        except RequestError:
+            raise
+        except Exception as exc:  # the client raises BentoMLException subclasses named after HTTP statuses
+            raise _model_failure(exc) from exc
+        return np.asarray(probs)
+
+    async def classify(self, data: bytes, *, k: int, segments: bool = False, where: str | None = None) -> dict:
+        prepared = await self.prepare(data, where)
+        probs = await self.scores(prepared)
+        body = answer(prepared, probs, self.labels, k, segments, self.info.tag)
+        self.metrics.predictions.labels(label=body["predictions"][0]["label"]).inc()
+        return body
+
+
+class Readiness:
+    """An entry worker's classifier, once warmed up. A request that reaches a worker still warming up (workers
+    share the port, and the other one may already be ready) waits for it a while rather than failing."""
+
+    def __init__(self, wait_s: float):
+        self.classifier: Classifier | None = None
+        self.wait_s = wait_s
+        self._event = asyncio.Event()
+
+    @property
+    def ready(self) -> bool:
+        return self.classifier is not None
+
+    def set(self, classifier: Classifier) -> None:
+        self.classifier = classifier
+        self._event.set()
+
+    async def wait(self) -> Classifier:
+        if self.classifier is None:
+            try:
+                await asyncio.wait_for(self._event.wait(), self.wait_s)
+            except TimeoutError:
+                raise RequestError("not_ready", "the model is still loading or warming up; retry shortly") from None
+        return self.classifier
+
+
+def _model_failure(exc: Exception) -> RequestError:
+    """The model service's failure as the client sees it: 503 (the batcher shed load) or anything else."""
+    status = getattr(getattr(exc, "error_code", None), "value", None)
+    if status == 503:
+        return RequestError("overloaded", "the model service is overloaded; retry with backoff")
+    log.error("model service call failed: %r", exc)
+    return RequestError("internal", "the model service failed; see the server log")

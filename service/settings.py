@@ -1,0 +1,45 @@
+"""Every runtime setting of the service, read once from `AUDIOCLF_*` environment variables and validated at start.
+
+Preprocessing parameters and labels are deliberately absent: they belong to the model and come from its metadata.
+"""
+
+from functools import lru_cache
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AUDIOCLF_", extra="ignore", frozen=True)
+
+    model_tag: str = Field("audio_classifier:latest", description="BentoML store tag of the model to serve.")
+    default_top_k: int = Field(3, ge=1, le=1000, description="Predictions returned when a request names no top_k.")
+    max_upload_bytes: int = Field(10 * 2**20, ge=1024, description="Largest accepted encoded file.")
+    max_audio_seconds: float = Field(60.0, gt=0, le=3600, description="Longest accepted clip (declared or decoded).")
+    max_batch_size: int = Field(64, ge=2, description="Most clips one model call takes (adaptive batching).")
+    # A hard deadline: BentoML's batcher answers 503 to a request it expects to miss it, so this sheds load only
+    # under real overload. 64 clients x 500 requests on 2 cores queue for well under a second.
+    max_latency_ms: int = Field(10_000, ge=10, description="Longest a clip may wait for, and in, its model call.")
+    http_workers: int = Field(2, ge=1, le=64, description="Entry-service processes (HTTP, gRPC, preprocessing).")
+    model_workers: int = Field(1, ge=1, le=16, description="Model-service processes; each batches on its own.")
+    preprocess_threads: int = Field(2, ge=1, le=64, description="Decode/feature threads per entry process.")
+    host: str = Field("0.0.0.0", description="Address HTTP and gRPC listen on.")
+    http_port: int = Field(3000, ge=1, le=65535)
+    grpc_port: int = Field(50051, ge=1, le=65535)
+    request_timeout_s: float = Field(60.0, gt=0, description="BentoML's per-request timeout (HTTP 504 after it).")
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> "Settings":
+        if self.http_port == self.grpc_port:
+            raise ValueError(f"http_port and grpc_port are both {self.http_port}")
+        return self
+
+    @property
+    def model_name(self) -> str:
+        """The name part of the tag: the model name gRPC clients address (`audio_classifier`)."""
+        return self.model_tag.split(":", 1)[0]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,77 @@
+"""The service's feature path equals training's for the same file, and the answer reads the way the API promises."""
+
+import numpy as np
+import pytest
+
+from audiocore.decode import decode
+from audiocore.errors import AudioTooLarge, AudioTooLong
+from audiocore.features import ClipFeatures
+from service.pipeline import Limits, Prepared, answer, prepare
+from tests.conftest import ROOT
+from training.config import load_config
+from training.pipeline import clean_features
+
+CONFIGS = {name: load_config(ROOT / "configs" / f"{name}.yaml").features for name in ("fsdd", "instruments")}
+CONFIGS["fsdd-deltas"] = CONFIGS["fsdd"].model_copy(update={"deltas": True})
+LIMITS = Limits(max_bytes=50_000_000, max_seconds=600)
+
+
+def training_features(data: bytes, cfg) -> np.ndarray:
+    """What training computes for this file: decode (as training.dataset.load does), then clean_features."""
+    wave = decode(data, cfg.sample_rate, max_seconds=600).samples
+    X, _ = clean_features([wave], np.array([0]), np.array([0]), cfg)
+    return X
+
+
+@pytest.mark.parametrize("config", sorted(CONFIGS))
+@pytest.mark.parametrize("clip", ["wav", "flac_48k", "stereo_wav", "u8_wav", "pcm24_wav", "mp3", "instrument"])
+def test_service_features_equal_training_features(config, clip, digit_encodings, instrument_flac):
+    cfg = CONFIGS[config]
+    data = instrument_flac.read_bytes() if clip == "instrument" else digit_encodings[clip]
+    served = prepare(data, cfg, LIMITS).features
+    expected = training_features(data, cfg)
+    assert served.windows.shape == expected.shape == (len(served.starts_s), *cfg.input_shape)
+    np.testing.assert_array_equal(served.windows, expected)
+
+
+def test_long_clips_become_several_windows_covering_the_clip(instrument_flac):
+    cfg = CONFIGS["instruments"]
+    prepared = prepare(instrument_flac.read_bytes(), cfg, LIMITS)
+    feats, duration = prepared.features, prepared.audio.duration_s
+    assert len(feats.windows) > 2
+    assert feats.starts_s[0] == 0 and abs(feats.ends_s[-1] - duration) < 1e-3
+
+
+def test_limits_are_checked_before_work(digit_encodings, instrument_flac):
+    cfg = CONFIGS["fsdd"]
+    with pytest.raises(AudioTooLarge):
+        prepare(digit_encodings["wav"], cfg, Limits(max_bytes=1000, max_seconds=60))
+    with pytest.raises(AudioTooLong):
+        prepare(instrument_flac.read_bytes(), cfg, Limits(max_bytes=10**8, max_seconds=1.0))
+
+
+def _prepared(duration_s: float, starts: list[float], window_s: float = 1.0) -> Prepared:
+    from audiocore.decode import Audio
+
+    audio = Audio(np.zeros(int(duration_s * 8000), np.float32), 8000, 44100, 2)
+    feats = ClipFeatures(np.zeros((len(starts), 101, 20), np.float32), np.array(starts), window_s)
+    return Prepared(audio, feats)
+
+
+def test_answer_ranks_the_clip_and_reports_the_upload():
+    probs = np.array([[0.1, 0.7, 0.2], [0.3, 0.5, 0.2]], dtype=np.float32)
+    body = answer(_prepared(1.5, [0.0, 0.5]), probs, ["a", "b", "c"], k=2, segments=False, tag="m:v1")
+    assert body["model"] == "m:v1"
+    assert [p["label"] for p in body["predictions"]] == ["b", "a"]  # mean scores 0.6, 0.2, 0.2: ties keep order
+    assert body["predictions"][0]["score"] == pytest.approx(0.6)
+    assert (body["duration_s"], body["sample_rate"], body["channels"]) == (1.5, 44100, 2)
+    assert "segments" not in body
+
+
+def test_segments_hold_each_windows_ranking_within_the_clip():
+    probs = np.array([[0.9, 0.1], [0.2, 0.8]], dtype=np.float32)
+    body = answer(_prepared(1.2, [0.0, 0.2]), probs, ["x", "y"], k=1, segments=True, tag="m:v1")
+    assert [(s["start_s"], s["end_s"]) for s in body["segments"]] == [(0.0, 1.0), (0.2, 1.2)]
+    assert [s["predictions"][0]["label"] for s in body["segments"]] == ["x", "y"]
+    short = answer(_prepared(0.4, [-0.3]), probs[:1], ["x", "y"], k=2, segments=True, tag="m:v1")
+    assert (short["segments"][0]["start_s"], short["segments"][0]["end_s"]) == (0.0, 0.4)  # padding is not audio

@@ -1,0 +1,55 @@
+"""Settings: every knob comes from an AUDIOCLF_* variable, is validated once, and a bad value names itself."""
+
+import pytest
+from pydantic import ValidationError
+
+from service.settings import Settings
+
+
+def test_defaults_serve_the_latest_model_on_the_documented_ports(monkeypatch):
+    for name in [n for n in __import__("os").environ if n.startswith("AUDIOCLF_")]:
+        monkeypatch.delenv(name)
+    s = Settings()
+    assert (s.model_tag, s.model_name) == ("audio_classifier:latest", "audio_classifier")
+    assert (s.http_port, s.grpc_port) == (3000, 50051)
+    assert s.default_top_k == 3 and s.max_batch_size > 1
+
+
+def test_environment_overrides_each_setting(monkeypatch):
+    monkeypatch.setenv("AUDIOCLF_MODEL_TAG", "digits:abc123")
+    monkeypatch.setenv("AUDIOCLF_DEFAULT_TOP_K", "5")
+    monkeypatch.setenv("AUDIOCLF_MAX_UPLOAD_BYTES", "123456")
+    monkeypatch.setenv("AUDIOCLF_MAX_AUDIO_SECONDS", "12.5")
+    monkeypatch.setenv("AUDIOCLF_MAX_BATCH_SIZE", "16")
+    monkeypatch.setenv("AUDIOCLF_MAX_LATENCY_MS", "250")
+    monkeypatch.setenv("AUDIOCLF_HTTP_WORKERS", "2")
+    monkeypatch.setenv("AUDIOCLF_MODEL_WORKERS", "1")
+    monkeypatch.setenv("AUDIOCLF_HTTP_PORT", "8080")
+    monkeypatch.setenv("AUDIOCLF_GRPC_PORT", "9090")
+    s = Settings()
+    assert s.model_name == "digits" and s.default_top_k == 5
+    assert (s.max_upload_bytes, s.max_audio_seconds, s.max_batch_size, s.max_latency_ms) == (123456, 12.5, 16, 250)
+    assert (s.http_workers, s.model_workers, s.http_port, s.grpc_port) == (2, 1, 8080, 9090)
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("DEFAULT_TOP_K", "0"),
+        ("MAX_BATCH_SIZE", "1"),
+        ("HTTP_PORT", "70000"),
+        ("MAX_AUDIO_SECONDS", "-1"),
+        ("HTTP_WORKERS", "many"),
+    ],
+)
+def test_invalid_values_are_refused_with_their_name(monkeypatch, name, value):
+    monkeypatch.setenv(f"AUDIOCLF_{name}", value)
+    with pytest.raises(ValidationError, match=name.lower()):
+        Settings()
+
+
+def test_http_and_grpc_cannot_share_a_port(monkeypatch):
+    monkeypatch.setenv("AUDIOCLF_HTTP_PORT", "5000")
+    monkeypatch.setenv("AUDIOCLF_GRPC_PORT", "5000")
+    with pytest.raises(ValidationError, match="both 5000"):
+        Settings()
