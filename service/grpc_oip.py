@@ -1,0 +1,267 @@
+"""gRPC front end: the Open Inference Protocol (KServe v2) with standard health checking and server reflection.
+
+The servicer is tritonclient's generated one, so any OIP client (tritonclient, KServe's) works unmodified. It
+runs as a grpc.aio server on the entry worker's event loop, so its clips go through the same pipeline and the same
+model-service batcher as HTTP requests. With SO_REUSEPORT every entry worker listens on the same port.
+
+Model `audio_classifier` (the tag's name): input `audio` BYTES [N] (N encoded files), outputs `label` BYTES [N, k]
+and `score` FP32 [N, k], best first; request parameter `top_k`.
+"""
+
+import asyncio
+import importlib.metadata
+import logging
+import struct
+
+import grpc
+import numpy as np
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+from service import metrics
+from service.errors import RequestError
+from service.pipeline import Classifier, Readiness
+from service.settings import Settings
+
+log = logging.getLogger("audioclf.grpc")
+
+OIP_SERVICE = service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
+INPUT = "audio"
+OUTPUTS = ("label", "score")
+MAX_FILES = 256  # files in one ModelInfer request; together they must also fit the message size limit
+MESSAGE_ENVELOPE = 1 << 20  # protobuf framing and tensor metadata around the files
+
+
+def pack_bytes(items: list[bytes]) -> bytes:
+    """A BYTES tensor's raw content: each element as a little-endian uint32 length, then its bytes."""
+    return b"".join(struct.pack("<I", len(item)) + item for item in items)
+
+
+def unpack_bytes(raw: bytes) -> list[bytes]:
+    items, offset = [], 0
+    while offset < len(raw):
+        if offset + 4 > len(raw):
+            raise RequestError("invalid_argument", "raw BYTES content ends inside an element's length prefix")
+        (size,) = struct.unpack_from("<I", raw, offset)
+        offset += 4
+        if offset + size > len(raw):
+            raise RequestError("invalid_argument", "raw BYTES content is shorter than an element's declared length")
+        items.append(raw[offset : offset + size])
+        offset += size
+    return items
+
+
+def _top_k_parameter(params) -> int | None:
+    if "top_k" not in params:
+        return None
+    param = params["top_k"]
+    kind = param.WhichOneof("parameter_choice")
+    if kind in ("int64_param", "uint64_param"):
+        return int(getattr(param, kind))
+    if kind == "string_param" and param.string_param.strip().lstrip("-").isdigit():
+        return int(param.string_param)
+    if kind == "double_param" and float(param.double_param).is_integer():
+        return int(param.double_param)
+    raise RequestError("invalid_argument", f"parameter top_k must be an integer, got {kind}")
+
+
+class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
+    """ServerLive/Ready, ModelReady, Server/ModelMetadata and ModelInfer; the Triton-only extras stay UNIMPLEMENTED."""
+
+    def __init__(self, readiness: Readiness, model_name: str):
+        self._readiness = readiness
+        self._model_name = model_name
+        self._metrics = metrics.get()
+
+    def _check_model(self, clf: Classifier, name: str, version: str) -> None:
+        if name != self._model_name or version not in ("", clf.info.version):
+            served = f"{self._model_name} (version {clf.info.version})"
+            raise RequestError(
+                "unknown_model", f"model {name!r} version {version!r} is not served; this serves {served}"
+            )
+
+    async def _answer(self, context, call):
+        try:
+            return await call()
+        except RequestError as err:
+            if err.code != "unknown_model":
+                self._metrics.errors.labels(reason=err.code, protocol="grpc").inc()
+            await context.abort(err.status.grpc, f"{err.code}: {err.detail}")  # the reason is finer than the code
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("gRPC request failed")
+            self._metrics.errors.labels(reason="internal", protocol="grpc").inc()
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
+
+    async def ServerLive(self, request, context):
+        return service_pb2.ServerLiveResponse(live=True)
+
+    async def ServerReady(self, request, context):
+        return service_pb2.ServerReadyResponse(ready=self._readiness.ready)
+
+    async def ModelReady(self, request, context):
+        clf = self._readiness.classifier
+        ready = clf is not None and request.name == self._model_name and request.version in ("", clf.info.version)
+        return service_pb2.ModelReadyResponse(ready=ready)
+
+    async def ServerMetadata(self, request, context):
+        try:
+            version = importlib.metadata.version("audioclf")
+        except importlib.metadata.PackageNotFoundError:
+            version = "unknown"
+        return service_pb2.ServerMetadataResponse(name="audioclf", version=version, extensions=[])
+
+    async def ModelMetadata(self, request, context):
+        async def call():
+            clf = await self._readiness.wait()
+            self._check_model(clf, request.name, request.version)
+            tensor = service_pb2.ModelMetadataResponse.TensorMetadata
+            return service_pb2.ModelMetadataResponse(
+                name=self._model_name,
+                versions=[clf.info.version],
+                platform="keras",
+                inputs=[tensor(name=INPUT, datatype="BYTES", shape=[-1])],
+                outputs=[
+                    tensor(name="label", datatype="BYTES", shape=[-1, -1]),
+                    tensor(name="score", datatype="FP32", shape=[-1, -1]),
+                ],
+            )
+
+        return await self._answer(context, call)
+
+    async def ModelInfer(self, request, context):
+        async def call():
+            clf = await self._readiness.wait()
+            self._check_model(clf, request.model_name, request.model_version)
+            files = _input_files(request)
+            k = clf.top_k(_top_k_parameter(request.parameters))
+            wanted = _requested_outputs(request)
+            results = await asyncio.gather(
+                *(clf.classify(data, k=k, where=f"{INPUT}[{i}]") for i, data in enumerate(files)),
+                return_exceptions=True,
+            )
+            for result in results:  # the first file that failed names the reason for the whole request
+                if isinstance(result, BaseException):
+                    raise result
+            return _response(request, clf, results, k, wanted)
+
+        return await self._answer(context, call)
+
+
+def _input_files(request) -> list[bytes]:
+    if len(request.inputs) != 1 or request.inputs[0].name != INPUT:
+        names = [t.name for t in request.inputs]
+        raise RequestError("missing", f"expected exactly one input named {INPUT!r} (BYTES, shape [N]); got {names}")
+    tensor = request.inputs[0]
+    if tensor.datatype != "BYTES":
+        raise RequestError("invalid_argument", f"input {INPUT!r} must be BYTES, got {tensor.datatype}")
+    if len(tensor.shape) != 1 or tensor.shape[0] < 1:
+        raise RequestError(
+            "invalid_argument", f"input {INPUT!r} must have shape [N] with N >= 1, got {list(tensor.shape)}"
+        )
+    n = tensor.shape[0]
+    if n > MAX_FILES:
+        raise RequestError("too_large", f"{n} files in one request; the limit is {MAX_FILES}")
+    if request.raw_input_contents:
+        if len(request.raw_input_contents) != 1:
+            raise RequestError("invalid_argument", "expected one raw_input_contents entry, for input 'audio'")
+        files = unpack_bytes(request.raw_input_contents[0])
+    else:
+        files = list(tensor.contents.bytes_contents)
+    if len(files) != n:
+        raise RequestError("invalid_argument", f"input {INPUT!r} declares shape [{n}] but holds {len(files)} files")
+    return files
+
+
+def _requested_outputs(request) -> list[str]:
+    names = [o.name for o in request.outputs] or list(OUTPUTS)
+    unknown = sorted(set(names) - set(OUTPUTS))
+    if unknown:
+        raise RequestError("invalid_argument", f"unknown output(s) {unknown}; outputs are {list(OUTPUTS)}")
+    return names
+
+
+def _response(request, clf: Classifier, results: list[dict], k: int, wanted: list[str]):
+    labels = [[p["label"].encode() for p in r["predictions"]] for r in results]
+    scores = np.array([[p["score"] for p in r["predictions"]] for r in results], dtype="<f4")
+    response = service_pb2.ModelInferResponse(
+        model_name=clf.info.name if clf.info.name == request.model_name else request.model_name,
+        model_version=clf.info.version,
+        id=request.id,
+    )
+    for name in wanted:
+        out = response.outputs.add(name=name, shape=[len(results), k])
+        if name == "label":
+            out.datatype = "BYTES"
+            response.raw_output_contents.append(pack_bytes([label for row in labels for label in row]))
+        else:
+            out.datatype = "FP32"
+            response.raw_output_contents.append(scores.tobytes())
+    return response
+
+
+class CallCounter(grpc.aio.ServerInterceptor):
+    """Counts finished unary calls by method and status code (`audioclf_grpc_requests_total`)."""
+
+    def __init__(self) -> None:
+        self._metrics = metrics.get()
+
+    async def intercept_service(self, continuation, details):
+        handler = await continuation(details)
+        if handler is None or handler.unary_unary is None:  # unknown methods (unbounded names) and streams
+            return handler
+        inner, method, counter = handler.unary_unary, details.method, self._metrics.grpc_requests
+
+        async def counted(request, context):
+            try:
+                response = await inner(request, context)
+            except BaseException:
+                counter.labels(method=method, code=(context.code() or grpc.StatusCode.UNKNOWN).name).inc()
+                raise
+            counter.labels(method=method, code=(context.code() or grpc.StatusCode.OK).name).inc()
+            return response
+
+        return grpc.unary_unary_rpc_method_handler(
+            counted,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+class GrpcServer:
+    """The running server and its health service; `set_ready` flips health and readiness for probes."""
+
+    def __init__(self, settings: Settings, readiness: Readiness):
+        limit = settings.max_upload_bytes + MESSAGE_ENVELOPE
+        self.server = grpc.aio.server(
+            interceptors=[CallCounter()],
+            options=[
+                ("grpc.so_reuseport", 1),  # every entry worker binds the same port; the kernel spreads connections
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.max_send_message_length", limit),
+            ],
+        )
+        service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
+            InferenceServicer(readiness, settings.model_name), self.server
+        )
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection((OIP_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
+        self.address = f"{settings.host}:{settings.grpc_port}"
+        self.server.add_insecure_port(self.address)
+
+    async def start(self) -> None:
+        await self.set_ready(False)
+        await self.server.start()
+        log.info("gRPC (Open Inference Protocol, health, reflection) listening on %s", self.address)
+
+    async def set_ready(self, ready: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", OIP_SERVICE):
+            await self.health.set(name, status)
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace_s)
