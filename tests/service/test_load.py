@@ -1,0 +1,104 @@
+"""Load: 64 concurrent HTTP clients x 500 requests each, zero failures, and the batcher really batches.
+
+Zero is the point: BentoML's client behind `bentoml.depends` drops 2-5 % of calls under concurrency unless its
+session refresh is disabled (service.model_service), and a too-short max_latency_ms sheds load with 503s. The loop
+is bounded in count and in time; AUDIOCLF_LOAD_CLIENTS / AUDIOCLF_LOAD_REQUESTS scale it for a quick local run.
+"""
+
+import asyncio
+import logging
+import os
+import time
+import uuid
+
+import aiohttp
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+pytestmark = pytest.mark.e2e
+log = logging.getLogger(__name__)
+
+CLIENTS = int(os.environ.get("AUDIOCLF_LOAD_CLIENTS", "64"))
+REQUESTS_PER_CLIENT = int(os.environ.get("AUDIOCLF_LOAD_REQUESTS", "500"))
+DEADLINE_S = float(os.environ.get("AUDIOCLF_LOAD_DEADLINE_S", "900"))
+
+
+def multipart(data: bytes) -> tuple[bytes, str]:
+    """A ready-made form body, so the client spends its CPU on requests rather than on encoding them."""
+    boundary = uuid.uuid4().hex
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="audio"; filename="clip.wav"\r\n'
+            "Content-Type: audio/wav\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def batch_sizes(server) -> dict[float, float]:
+    """Cumulative bucket counts of BentoML's adaptive batch-size histogram (le -> batches)."""
+    text = requests.get(f"{server.http}/metrics", timeout=30).text
+    buckets: dict[float, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "bentoml_service_adaptive_batch_size":
+            for s in family.samples:
+                if s.name.endswith("_bucket"):
+                    le = float(s.labels["le"])
+                    buckets[le] = buckets.get(le, 0) + s.value
+    return buckets
+
+
+async def hammer(url: str, bodies: list[tuple[bytes, str]], clients: int, per_client: int, deadline_s: float):
+    failures: dict[str, int] = {}
+    done = 0
+    stop_at = time.monotonic() + deadline_s
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients), timeout=timeout) as session:
+
+        async def client(c: int) -> None:
+            nonlocal done
+            for i in range(per_client):
+                if time.monotonic() > stop_at:
+                    return
+                body, content_type = bodies[(c * per_client + i) % len(bodies)]
+                try:
+                    async with session.post(url, data=body, headers={"Content-Type": content_type}) as response:
+                        answer = await response.json(content_type=None)
+                        ok = response.status == 200 and answer["predictions"]
+                        key = None if ok else f"HTTP {response.status}: {answer}"[:200]
+                except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+                    key = repr(exc)[:200]
+                if key:
+                    failures[key] = failures.get(key, 0) + 1
+                done += 1
+
+        await asyncio.gather(*(client(c) for c in range(clients)))
+    return done, failures
+
+
+def test_concurrent_clients_all_succeed_and_share_batches(server, trained_model):
+    bodies = [multipart(path.read_bytes()) for path, _ in trained_model.test_clips[:100]]
+    before = batch_sizes(server)
+    started = time.monotonic()
+    done, failures = asyncio.run(hammer(f"{server.http}/classify", bodies, CLIENTS, REQUESTS_PER_CLIENT, DEADLINE_S))
+    elapsed = time.monotonic() - started
+    after = batch_sizes(server)
+    batches = {le: after[le] - before.get(le, 0) for le in after}
+    total = batches[float("inf")]
+    log.warning(
+        "load: %d requests in %.0f s (%.0f/s), %d failed; %d batches, mean %.1f clips, %s",
+        done,
+        elapsed,
+        done / elapsed,
+        sum(failures.values()),
+        total,
+        done / max(total, 1),
+        {le: n for le, n in batches.items() if n},
+    )
+    assert done == CLIENTS * REQUESTS_PER_CLIENT, f"only {done} requests in the {DEADLINE_S:.0f} s bound"
+    assert not failures, failures
+    assert total - batches[1.0] > 0, f"no batch held more than one clip: {batches}"
+    assert server.ready()
