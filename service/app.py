@@ -100,27 +100,31 @@ class AudioClassifier:
 
     async def _warm_up(self) -> None:
         """Wait for the model service, then run clips through the whole pipeline before declaring readiness."""
-        started, attempt = time.monotonic(), 0
+        started = reported = time.monotonic()
         while True:
             try:
-                info = ModelInfo.model_validate(await self.model.to_async.info())
+                clf = await self._warmed_up_classifier()
                 break
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # not up yet: connection refused, 503 while it loads
-                attempt += 1
-                if attempt % 20 == 0:
-                    log.info("waiting for the model service (%.0f s): %r", time.monotonic() - started, exc)
-                await asyncio.sleep(0.5)
+            except Exception as exc:  # not up yet (connection refused, 503 while it loads), or a real failure
+                if time.monotonic() - reported > 30:
+                    reported = time.monotonic()
+                    log.warning("not ready after %.0f s, still trying: %r", reported - started, exc)
+                await asyncio.sleep(1.0)
+        self.metrics.known_labels(clf.labels)
+        self.metrics.model_info(clf.info.tag, clf.features.kind)
+        self.readiness.set(clf)
+        await self._grpc.set_ready(True)
+        log.info("ready: model %s, warmed up in %.1f s", clf.info.tag, time.monotonic() - started)
+
+    async def _warmed_up_classifier(self) -> Classifier:
+        info = ModelInfo.model_validate(await self.model.to_async.info())
         clf = Classifier(self.model, info, Limits.from_settings(settings), settings.default_top_k, self._executor)
         clip = _warmup_clip()
         for _ in range(WARMUP_CALLS):
-            await clf.classify(clip, k=1)
-        self.metrics.known_labels(clf.labels)
-        self.metrics.model_info(info.tag, clf.features.kind)
-        self.readiness.set(clf)
-        await self._grpc.set_ready(True)
-        log.info("ready: model %s, warmed up in %.1f s", info.tag, time.monotonic() - started)
+            await clf.classify(clip, k=1, record=False)
+        return clf
 
     def __is_ready__(self) -> bool:
         return self.readiness.ready

@@ -138,13 +138,7 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
             files = _input_files(request)
             k = clf.top_k(_top_k_parameter(request.parameters))
             wanted = _requested_outputs(request)
-            results = await asyncio.gather(
-                *(clf.classify(data, k=k, where=f"{INPUT}[{i}]") for i, data in enumerate(files)),
-                return_exceptions=True,
-            )
-            for result in results:  # the first file that failed names the reason for the whole request
-                if isinstance(result, BaseException):
-                    raise result
+            results = await clf.classify_many(files, k=k, name=INPUT)
             return _response(request, clf, results, k, wanted)
 
         return await self._answer(context, call)

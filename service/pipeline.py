@@ -99,7 +99,7 @@ class Classifier:
             raise RequestError("invalid_argument", f"top_k must be at least 1, got {requested}")
         return min(requested, len(self.labels))
 
-    async def prepare(self, data: bytes, where: str | None = None) -> Prepared:
+    async def prepare(self, data: bytes, where: str | None = None, record: bool = True) -> Prepared:
         started = time.perf_counter()
         try:
             prepared = await asyncio.get_running_loop().run_in_executor(
@@ -107,27 +107,46 @@ class Classifier:
             )
         except AudioError as exc:
             raise RequestError.from_audio(exc, where) from None
-        self.metrics.preprocess.observe(time.perf_counter() - started)
-        self.metrics.audio_duration.observe(prepared.audio.duration_s)
+        if record:
+            self.metrics.preprocess.observe(time.perf_counter() - started)
+            self.metrics.audio_duration.observe(prepared.audio.duration_s)
         return prepared
 
-    async def scores(self, prepared: Prepared) -> np.ndarray:
-        """Window probabilities from the model service, through the shared batcher."""
-        job = ClipWindows(windows=prepared.features.windows, sent_at=time.time())
+    async def scores(self, clips: list[Prepared]) -> list[np.ndarray]:
+        """Each clip's window probabilities from the model service: one call, through the shared batcher."""
+        sent_at = time.time()
+        jobs = [ClipWindows(windows=clip.features.windows, sent_at=sent_at) for clip in clips]
         try:
-            (probs,) = await self.model.to_async.predict([job])
-        except RequestError:
-            raise
+            probs = await self.model.to_async.predict(jobs)
         except Exception as exc:  # the client raises BentoMLException subclasses named after HTTP statuses
             raise _model_failure(exc) from exc
-        return np.asarray(probs)
+        return [np.asarray(p) for p in probs]
 
-    async def classify(self, data: bytes, *, k: int, segments: bool = False, where: str | None = None) -> dict:
-        prepared = await self.prepare(data, where)
-        probs = await self.scores(prepared)
-        body = answer(prepared, probs, self.labels, k, segments, self.info.tag)
-        self.metrics.predictions.labels(label=body["predictions"][0]["label"]).inc()
+    async def classify(self, data: bytes, *, k: int, segments: bool = False, record: bool = True) -> dict:
+        """One file's answer (HTTP)."""
+        (body,) = await self.classify_many([data], k=k, segments=segments, record=record, name=None)
         return body
+
+    async def classify_many(
+        self, files: list[bytes], *, k: int, segments: bool = False, record: bool = True, name: str | None = "audio"
+    ) -> list[dict]:
+        """Answers for several files (a gRPC request): prepared concurrently, scored in one model-service call.
+        If any file is unusable the whole request fails with the first such file's reason, naming it."""
+        where = [f"{name}[{i}]" if name else None for i in range(len(files))]
+        prepared = await asyncio.gather(
+            *(self.prepare(data, w, record) for data, w in zip(files, where, strict=True)), return_exceptions=True
+        )
+        for result in prepared:
+            if isinstance(result, BaseException):
+                raise result
+        bodies = [
+            answer(clip, probs, self.labels, k, segments, self.info.tag)
+            for clip, probs in zip(prepared, await self.scores(prepared), strict=True)
+        ]
+        if record:
+            for body in bodies:
+                self.metrics.predictions.labels(label=body["predictions"][0]["label"]).inc()
+        return bodies
 
 
 class Readiness:

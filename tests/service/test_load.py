@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 CLIENTS = int(os.environ.get("AUDIOCLF_LOAD_CLIENTS", "64"))
 REQUESTS_PER_CLIENT = int(os.environ.get("AUDIOCLF_LOAD_REQUESTS", "500"))
-DEADLINE_S = float(os.environ.get("AUDIOCLF_LOAD_DEADLINE_S", "900"))
+DEADLINE_S = float(os.environ.get("AUDIOCLF_LOAD_DEADLINE_S", "600"))
 
 
 def multipart(data: bytes) -> tuple[bytes, str]:

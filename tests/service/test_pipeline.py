@@ -75,3 +75,23 @@ def test_segments_hold_each_windows_ranking_within_the_clip():
     assert [s["predictions"][0]["label"] for s in body["segments"]] == ["x", "y"]
     short = answer(_prepared(0.4, [-0.3]), probs[:1], ["x", "y"], k=2, segments=True, tag="m:v1")
     assert (short["segments"][0]["start_s"], short["segments"][0]["end_s"]) == (0.0, 0.4)  # padding is not audio
+
+
+def test_a_request_waits_for_warm_up_then_gives_up_with_not_ready():
+    import asyncio
+
+    from service.errors import RequestError
+    from service.pipeline import Readiness
+
+    async def scenario():
+        waiting = Readiness(wait_s=5.0)
+        pending = asyncio.ensure_future(waiting.wait())
+        await asyncio.sleep(0.05)
+        assert not waiting.ready and not pending.done()
+        waiting.set("classifier")
+        assert await pending == "classifier" and waiting.ready
+        with pytest.raises(RequestError) as info:
+            await Readiness(wait_s=0.05).wait()
+        return info.value.code
+
+    assert asyncio.run(scenario()) == "not_ready"
