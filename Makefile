@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test setup lint train cv results lock clean
 
-run: $(STAMP)  ## train the default model if the store has none, then show it (and later: serve it)
+run: $(STAMP)  ## train the default model if the store has none, then serve it (HTTP 3000, gRPC 50051)
 	DATA=$(DATA) PY=$(PY) bash scripts/main.sh
 
 test: $(STAMP)  ## the whole test suite, as CI runs it
