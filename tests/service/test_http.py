@@ -2,6 +2,7 @@
 and every kind of bad upload gets its 4xx JSON error while the service stays ready."""
 
 import io
+import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -10,6 +11,7 @@ import requests
 import soundfile as sf
 
 pytestmark = pytest.mark.e2e
+log = logging.getLogger(__name__)
 
 
 def classify(server, data: bytes, filename: str = "clip.wav", **form) -> requests.Response:
@@ -31,6 +33,13 @@ def test_set_answers(server, trained_model) -> list[dict]:
 def test_test_clips_over_http_give_the_training_accuracy(test_set_answers, trained_model):
     labels = [label for _, label in trained_model.test_clips]
     correct = sum(a["predictions"][0]["label"] == label for a, label in zip(test_set_answers, labels, strict=True))
+    log.info(
+        "HTTP: %d/%d test clips right (%.4f); training recorded %.4f",
+        correct,
+        len(labels),
+        correct / len(labels),
+        trained_model.test_accuracy,
+    )
     assert len(labels) == 300
     assert correct / len(labels) == pytest.approx(trained_model.test_accuracy, abs=1e-9)
 

@@ -88,7 +88,7 @@ def test_concurrent_clients_all_succeed_and_share_batches(server, trained_model)
     after = batch_sizes(server)
     batches = {le: after[le] - before.get(le, 0) for le in after}
     total = batches[float("inf")]
-    log.warning(
+    log.info(
         "load: %d requests in %.0f s (%.0f/s), %d failed; %d batches, mean %.1f clips, %s",
         done,
         elapsed,
