@@ -23,8 +23,10 @@ class FeatureConfig(BaseModel):
     fmin: float = Field(0.0, ge=0)
     fmax: float | None = Field(None, gt=0)
     top_db: float = Field(80.0, gt=0, description="Dynamic range kept in the dB spectrum (floor = max - top_db).")
+    # False by default so that metadata written before this field existed still means what it meant; training's
+    # default recipe turns it on (training.config.TrainConfig.features).
     cmn: bool = Field(
-        True,
+        False,
         description="Subtract each coefficient's mean over the window's frames (cepstral mean normalisation): "
         "removes gain and the microphone's/room's spectral colour, which is what differs between speakers' "
         "recordings. Turn off where the average spectrum is the signal (instrument timbre).",

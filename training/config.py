@@ -100,7 +100,7 @@ class FitConfig(_Strict):
 
 class TrainConfig(_Strict):
     seed: int = 1234
-    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    features: FeatureConfig = Field(default_factory=lambda: FeatureConfig(cmn=True))
     data: DataConfig = Field(default_factory=DataConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)

@@ -8,7 +8,7 @@ from audiocore.config import FeatureConfig
 from audiocore.decode import decode
 from audiocore.features import extract, featurize, frame, take_segment, window_starts
 
-CFG = FeatureConfig()  # FSDD defaults: 8 kHz, 1-s windows, 20 MFCCs
+CFG = FeatureConfig(cmn=True)  # FSDD recipe: 8 kHz, 1-s windows, 20 MFCCs, cepstral mean normalisation
 
 
 def test_short_clip_is_one_centred_window():

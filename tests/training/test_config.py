@@ -47,3 +47,11 @@ def test_typo_in_a_config_file_fails_early(tmp_path):
     path.write_text("fit:\n  epochz: 3\n")
     with pytest.raises(ConfigError, match="fit.epochz"):
         load_config(path)
+
+
+def test_training_turns_cmn_on_but_old_metadata_keeps_it_off():
+    """Metadata written before `cmn` existed has no such key: it must keep meaning 'off'."""
+    from audiocore.config import FeatureConfig
+
+    assert TrainConfig().features.cmn is True
+    assert FeatureConfig.model_validate({"sample_rate": 8000}).cmn is False
