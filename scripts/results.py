@@ -20,37 +20,16 @@ DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "runs" / "results"
 PY = sys.executable
 
+FSDD_TRAIN = ["train", "--data", f"{DATA}/fsdd", "--no-register"]
+FSDD_CV = ["cv", "--data", f"{DATA}/fsdd", "--group-column", "speaker"]
+INSTRUMENTS = ["train", "--data", f"{DATA}/instruments", "--config", "configs/instruments.yaml", "--no-register"]
 RUNS = {
-    "fsdd-official": ["train", "--data", f"{DATA}/fsdd", "--no-register"],
-    "fsdd-official-repeat": ["train", "--data", f"{DATA}/fsdd", "--no-register"],
-    "fsdd-speaker-aug": ["cv", "--data", f"{DATA}/fsdd", "--group-column", "speaker"],
-    "fsdd-speaker-noaug": [
-        "cv",
-        "--data",
-        f"{DATA}/fsdd",
-        "--group-column",
-        "speaker",
-        "--set",
-        "augment.enabled=false",
-    ],
-    "instruments-weighted": [
-        "train",
-        "--data",
-        f"{DATA}/instruments",
-        "--config",
-        "configs/instruments.yaml",
-        "--no-register",
-    ],
-    "instruments-unweighted": [
-        "train",
-        "--data",
-        f"{DATA}/instruments",
-        "--config",
-        "configs/instruments.yaml",
-        "--no-register",
-        "--set",
-        "class_weight=none",
-    ],
+    "fsdd-official": FSDD_TRAIN,
+    "fsdd-official-repeat": FSDD_TRAIN,
+    "fsdd-speaker-aug": FSDD_CV,
+    "fsdd-speaker-noaug": [*FSDD_CV, "--set", "augment.enabled=false"],
+    "instruments-weighted": INSTRUMENTS,
+    "instruments-unweighted": [*INSTRUMENTS, "--set", "class_weight=none"],
 }
 
 

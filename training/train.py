@@ -3,6 +3,7 @@
 import json
 import logging
 import os
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -123,7 +124,7 @@ def train(data: Path, out: Path, cfg: TrainConfig) -> dict:
             epochs=cfg.fit.epochs,
             class_weight=weights,
             callbacks=callbacks,
-            verbose=1 if _interactive() else 2,
+            verbose=1 if sys.stdout.isatty() else 2,  # a progress bar on a terminal, a line per epoch in logs
         )
     finally:
         stop_workers()
@@ -208,9 +209,3 @@ def _data_summary(ds: data_mod.Dataset, feats: dict) -> dict:
         "groups": sorted({c.group for c in ds.clips if c.group}),
         "skipped": [{"path": p, "reason": r} for p, r in ds.skipped],
     }
-
-
-def _interactive() -> bool:
-    import sys
-
-    return sys.stdout.isatty()
