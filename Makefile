@@ -4,16 +4,18 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 DATA   ?= ../shared/data/fsdd
 STAMP  := $(VENV)/.installed
+TOOLS  := .venv-tools
+TSTAMP := $(TOOLS)/.installed
 
 .PHONY: run test setup lint train cv results lock clean
 
 run: $(STAMP)  ## train the default model if the store has none, then serve it (HTTP 3000, gRPC 50051)
 	DATA=$(DATA) PY=$(PY) bash scripts/main.sh
 
-test: $(STAMP)  ## the whole test suite, as CI runs it
+test: $(STAMP) $(TSTAMP)  ## the whole test suite, as CI runs it
 	$(PY) -m pytest
 
-setup: $(STAMP)
+setup: $(STAMP) $(TSTAMP)
 
 $(STAMP): requirements.lock pyproject.toml scripts/system_deps.sh
 	@test -n "$(PYTHON)" || { echo "need python3.11 on PATH"; exit 1; }
@@ -23,6 +25,13 @@ $(STAMP): requirements.lock pyproject.toml scripts/system_deps.sh
 	$(PY) -m pip install --quiet -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# checkov and pip-audit in a venv of their own: their pins conflict with the service's.
+$(TSTAMP): requirements-tools.lock
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS)/bin/python -m pip install --quiet -r requirements-tools.lock
+	touch $(TSTAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -40,4 +49,4 @@ lock:  ## re-resolve the pinned tree after editing pyproject.toml
 	/tmp/lockenv/bin/pip freeze --exclude audioclf > requirements.lock
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(TOOLS) runs .pytest_cache
