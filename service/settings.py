@@ -16,7 +16,7 @@ class Settings(BaseSettings):
     default_top_k: int = Field(3, ge=1, le=1000, description="Predictions returned when a request names no top_k.")
     max_upload_bytes: int = Field(10 * 2**20, ge=1024, description="Largest accepted encoded file.")
     max_audio_seconds: float = Field(60.0, gt=0, le=3600, description="Longest accepted clip (declared or decoded).")
-    max_batch_size: int = Field(64, ge=2, description="Most clips one model call takes (adaptive batching).")
+    max_batch_size: int = Field(64, ge=1, description="Most clips one model call takes (adaptive batching; 1 turns it off).")
     # A hard deadline: BentoML's batcher answers 503 to a request it expects to miss it, so this sheds load only
     # under real overload. 64 clients x 500 requests on 2 cores queue for well under a second.
     max_latency_ms: int = Field(10_000, ge=10, description="Longest a clip may wait for, and in, its model call.")

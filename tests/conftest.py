@@ -1,8 +1,18 @@
-"""Shared fixtures: the real data beside the checkout, real clips re-encoded into every supported format, and a
-private BentoML store so tests never touch the user's."""
+"""Shared fixtures: the real data beside the checkout, real clips re-encoded into every supported format, a
+private BentoML store so tests never touch the user's, and (for the service, load-test and deploy tests) a small
+FSDD model trained once per session and the real server serving it.
 
+The model trains on 10 clips per (digit, speaker) and is tested on FSDD's 300 official test clips, so its
+metadata holds a test accuracy that the server must reproduce over HTTP and gRPC. The server is the real
+`python -m service` process (bentoml serve, entry + model service workers) on 127.0.0.1 and free ports.
+"""
+
+import csv
 import io
+import json
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -13,6 +23,8 @@ import pytest
 os.environ.setdefault("BENTOML_HOME", tempfile.mkdtemp(prefix="audioclf-bentoml-"))
 
 import soundfile as sf  # noqa: E402
+
+from tests.servers import Server, TrainedModel, start_server, stop, wait_ready  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -66,3 +78,74 @@ def digit_encodings(digit_wav) -> dict[str, bytes]:
         "flac_48k": encode(x48, 48000, "FLAC"),
         "float_wav": encode(x, rate, "WAV", "FLOAT"),
     }
+
+
+# The service fixtures: trained and started at most once per session, whichever test asks first.
+CLIPS_PER_DIGIT_AND_SPEAKER = 10
+EPOCHS = 10
+
+
+@pytest.fixture(scope="session")
+def fsdd_test_clips(fsdd) -> list[tuple[Path, str]]:
+    with open(fsdd / "manifest.csv", newline="") as handle:
+        return [(fsdd / r["path"], r["label"]) for r in csv.DictReader(handle) if r["split"] == "test"]
+
+
+@pytest.fixture(scope="session")
+def trained_model(fsdd, fsdd_test_clips, tmp_path_factory) -> TrainedModel:
+    """`python -m training train` on a slice of FSDD, registered in this session's BentoML store."""
+    work = tmp_path_factory.mktemp("model")
+    with open(fsdd / "manifest.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    taken: dict[tuple[str, str], int] = {}
+    picked = []
+    for row in rows:  # every test clip, and the first few training clips of each (digit, speaker)
+        if row["split"] != "test":
+            key = (row["label"], row["speaker"])
+            if taken.get(key, 0) == CLIPS_PER_DIGIT_AND_SPEAKER:
+                continue
+            taken[key] = taken.get(key, 0) + 1
+        picked.append({**row, "path": str(fsdd / row["path"])})
+    manifest = work / "manifest.csv"
+    with open(manifest, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(picked)
+    run = work / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "training",
+        "train",
+        "--data",
+        str(manifest),
+        "--out",
+        str(run),
+        "--epochs",
+        str(EPOCHS),
+        "--set",
+        "augment.enabled=false",
+        "--set",
+        "fit.tensorboard=false",
+    ]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"training failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    summary = json.loads((run / "metrics.json").read_text())
+    return TrainedModel(
+        tag=summary["bentoml_tag"],
+        folder=run / "model",
+        test_accuracy=summary["test"]["accuracy"],
+        test_clips=fsdd_test_clips,
+    )
+
+
+@pytest.fixture(scope="session")
+def server(trained_model, tmp_path_factory) -> Server:
+    """The real server with default settings (and a small upload/duration limit the error tests can reach)."""
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    proc, srv = start_server(trained_model.tag, log, max_upload_bytes=2_000_000, max_audio_seconds=30)
+    try:
+        wait_ready(proc, srv)
+        yield srv
+    finally:
+        stop(proc)

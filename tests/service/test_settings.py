@@ -36,7 +36,7 @@ def test_environment_overrides_each_setting(monkeypatch):
     "name, value",
     [
         ("DEFAULT_TOP_K", "0"),
-        ("MAX_BATCH_SIZE", "1"),
+        ("MAX_BATCH_SIZE", "0"),
         ("HTTP_PORT", "70000"),
         ("MAX_AUDIO_SECONDS", "-1"),
         ("HTTP_WORKERS", "many"),
