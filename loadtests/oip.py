@@ -32,4 +32,10 @@ def top_label(response: service_pb2.ModelInferResponse) -> str:
 
 
 def channel_options() -> list[tuple[str, int]]:
-    return [("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE)]
+    """Large messages (long clips), and a connection of the channel's own: channels to one target otherwise share
+    a subchannel, and every simulated client would ride one TCP connection to one entry worker."""
+    return [
+        ("grpc.max_send_message_length", MAX_MESSAGE),
+        ("grpc.max_receive_message_length", MAX_MESSAGE),
+        ("grpc.use_local_subchannel_pool", 1),
+    ]

@@ -1,0 +1,202 @@
+"""One command, one run, one table: how close the service comes to the machine's limit.
+
+    python -m loadtests.benchmark [--model-tag audio_classifier:latest | --model-dir runs/x/model] [--quick]
+
+On the same cores, one after the other: (1) the in-process limit (decode + features + model in batches of 64, one
+process per core, no server); the real server (`python -m service`, default settings) at 64 concurrent clients
+(2) over HTTP and (3) over gRPC; (4) the server restarted with AUDIOCLF_MAX_BATCH_SIZE=1 (batching off) at 64
+clients over HTTP; (5) latency percentiles under an open-loop constant arrival rate at half of HTTP's throughput,
+and the memory of every worker. All clips are short FSDD digits (<= 1 s: one model window each).
+
+Prints the table with the machine, date, command and the ratios against the targets; saves it with the raw
+figures under runs/benchmark/<date>/ and, unless --quick or --no-docs, into docs/performance.md between the
+`benchmark:start`/`benchmark:end` markers. About 6 minutes on 2 cores (--quick: about 2).
+"""
+
+import argparse
+import json
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import psutil
+
+from loadtests import clips as clipsets
+from loadtests import loadgen, model, oip, procs, report
+from loadtests import summary as summaries
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-tag", default="audio_classifier:latest", help="model in the BentoML store")
+    parser.add_argument("--model-dir", type=Path, help="a model folder to serve instead (registered privately)")
+    parser.add_argument("--data", help="shared data folder holding fsdd/ (default ../shared/data)")
+    parser.add_argument("--clients", type=int, default=64, help="concurrent clients at saturation")
+    parser.add_argument("--quick", action="store_true", help="short phases, to try the command; not for figures")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "benchmark")
+    parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "performance.md")
+    parser.add_argument("--no-docs", action="store_true", help="do not update docs/performance.md")
+    args = parser.parse_args(argv)
+    args.warmup_s, args.measure_s = (2.0, 6.0) if args.quick else (5.0, 30.0)
+    return args
+
+
+def choose_model(args, out: Path) -> tuple[str, Path, str]:
+    """(tag, model folder, how it was chosen)."""
+    if args.model_dir:
+        model.use_private_store(out / "bentoml")
+        return model.register_folder(args.model_dir), args.model_dir, f"folder {args.model_dir}"
+    found = model.in_store(args.model_tag)
+    if found:
+        return found[0], found[1], f"store tag {args.model_tag}"
+    print(
+        f"{args.model_tag} is not in the BentoML store: training the small test model (about a minute) into a "
+        f"private store under {out}; pass --model-tag or --model-dir to benchmark your own model",
+        flush=True,
+    )
+    model.use_private_store(out / "bentoml")
+    work = out / "small-model"
+    tag = model.train_small(clipsets.data_dir(args.data) / "fsdd", work)
+    return tag, work / "run" / "model", "the small test model (trained: none in the store)"
+
+
+class Phase:
+    """One measured load against a running server: throughput, CPU per request by process role, batches."""
+
+    def __init__(self, pid: int, http: str):
+        self.pid, self.http = pid, http
+
+    def run(self, name: str, factory) -> dict:
+        hist = summaries.batch_histogram(self.http)
+        server_cpu, machine_cpu = procs.CpuSnapshot.take(self.pid), psutil.cpu_times()
+        result, wall_s, gen_cpu = loadgen.timed(factory)
+        spent = procs.CpuSnapshot.take(self.pid).by_role_since(server_cpu)
+        machine = _busy(psutil.cpu_times()) - _busy(machine_cpu)
+        batches = summaries.Batches.between(hist, summaries.batch_histogram(self.http))
+        requests = max(result.ok + result.failed + result.shed, 1)
+        # Whole phase (warm-up included) for CPU, so it is per request over the phase's requests: approximate.
+        total_requests = requests * wall_s / result.elapsed_s if result.elapsed_s else requests
+        row = {
+            "name": name,
+            "rps": result.rps,
+            "ok": result.ok,
+            "failed": result.failed,
+            "shed": result.shed,
+            "errors": result.errors,
+            "p50_ms": result.percentile(50),
+            "p95_ms": result.percentile(95),
+            "p99_ms": result.percentile(99),
+            "mean_batch": batches.mean,
+            "cpu_ms_per_request": {k: 1000 * v / total_requests for k, v in spent.items()},
+            "generator_cpu_ms_per_request": 1000 * gen_cpu / total_requests,
+            "generator_cpu_share": gen_cpu / max(machine, 1e-9),
+            "other_cpu_share": max(0.0, machine - gen_cpu - sum(spent.values())) / max(machine, 1e-9),
+        }
+        print(report.progress(row), flush=True)
+        return row
+
+
+def _busy(times) -> float:
+    return (
+        times.user + times.system + getattr(times, "nice", 0) + getattr(times, "irq", 0) + getattr(times, "softirq", 0)
+    )
+
+
+def serve(tag: str, log: Path, **settings):
+    sys.path.insert(0, str(ROOT))
+    from tests.servers import start_server, wait_ready
+
+    proc, server = start_server(tag, log, **settings)
+    wait_ready(proc, server)
+    return proc, server
+
+
+def main(argv: list[str]) -> int:
+    args = parse(argv)
+    started = datetime.now().astimezone()
+    out = args.out / started.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()
+    tag, folder, how = choose_model(args, args.out)
+    short = clipsets.short_clips(clipsets.data_dir(args.data))
+    bodies = [clipsets.multipart(c) for c in short]
+    payloads = [oip.infer_request(c.data, tag.split(":")[0]) for c in short]
+    w, m, n = args.warmup_s, args.measure_s, args.clients
+    rows: dict[str, dict] = {}
+    memory = []
+
+    from loadtests import inprocess
+    from tests.servers import stop
+
+    print(f"model {tag} ({how}); {len(short)} FSDD clips; phases of {w:g} s warm-up + {m:g} s", flush=True)
+    cores = os.cpu_count() or 1
+    limit = inprocess.limit(folder, [c.data for c in short], cores, 64, w, m)
+    rows["inprocess"] = {"name": f"in-process limit ({cores} processes, batches of 64)", "rps": limit}
+    print(report.progress(rows["inprocess"]), flush=True)
+
+    proc, server = serve(tag, out / "server.log")
+    try:
+        phase = Phase(proc.pid, server.http)
+
+        async def http_closed():
+            async with loadgen.Http(server.http, bodies, n) as client:
+                return await loadgen.closed_loop(client, n, w, m)
+
+        async def grpc_closed():
+            async with loadgen.Grpc(server.grpc, payloads, n) as client:
+                return await loadgen.closed_loop(client, n, w, m)
+
+        rows["http"] = phase.run(f"HTTP, {n} clients, batching on", http_closed)
+        rows["grpc"] = phase.run(f"gRPC, {n} clients, batching on", grpc_closed)
+        rate = max(1.0, rows["http"]["rps"] / 2)
+
+        async def http_open():
+            async with loadgen.Http(server.http, bodies, 256) as client:
+                return await loadgen.open_loop(client, rate, w, m)
+
+        rows["half"] = phase.run(f"HTTP, open loop at {rate:.0f} req/s (half of saturation)", http_open)
+        memory = procs.memory(proc.pid)
+    finally:
+        stop(proc)
+
+    proc, server = serve(tag, out / "server-batch1.log", max_batch_size=1)
+    try:
+        phase = Phase(proc.pid, server.http)
+
+        async def http_unbatched():
+            async with loadgen.Http(server.http, bodies, n) as client:
+                return await loadgen.closed_loop(client, n, w, m)
+
+        rows["nobatch"] = phase.run(f"HTTP, {n} clients, batching off (max batch 1)", http_unbatched)
+    finally:
+        stop(proc)
+
+    run = {
+        "machine": report.machine(),
+        "date": started.isoformat(timespec="seconds"),
+        "command": "python -m loadtests.benchmark " + " ".join(argv),
+        "commit": report.commit(),
+        "model": f"{tag} ({how})",
+        "quick": args.quick,
+        "phase_s": {"warmup": w, "measure": m},
+        "load_average_before": load_before,
+        "rows": rows,
+        "memory": memory,
+        "wall_s": (datetime.now().astimezone() - started).total_seconds(),
+    }
+    (out / "results.json").write_text(json.dumps(run, indent=2, default=str))
+    table = report.markdown(run)
+    (out / "table.md").write_text(table)
+    print(table)
+    if not args.quick and not args.no_docs:
+        report.write_docs(args.docs, table)
+        print(f"written into {args.docs}")
+    print(f"raw figures and server logs: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

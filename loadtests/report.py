@@ -1,0 +1,120 @@
+"""The benchmark's table (markdown) with the machine, date, command and the ratios against the issue's targets,
+and its place in docs/performance.md (between the markers, so the hand-written text around it stays)."""
+
+import math
+import platform
+import subprocess
+from pathlib import Path
+
+import psutil
+
+START, END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def machine() -> dict:
+    model = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": model,
+        "cores": psutil.cpu_count(logical=True),
+        "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "gpu": "none",
+    }
+
+
+def commit() -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    return git("rev-parse", "--short", "HEAD") + (" (with uncommitted changes)" if git("status", "--porcelain") else "")
+
+
+def _ms(value) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.0f}"
+
+
+def progress(row: dict) -> str:
+    extra = ""
+    if "p99_ms" in row:
+        extra = (
+            f", p50/p95/p99 {_ms(row['p50_ms'])}/{_ms(row['p95_ms'])}/{_ms(row['p99_ms'])} ms, "
+            f"{row['failed']} failed, {row['shed']} shed, mean batch {row['mean_batch']:.1f}, "
+            f"other processes {row['other_cpu_share']:.0%} of CPU"
+        )
+    return f"  {row['name']}: {row['rps']:.1f} req/s{extra}"
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def markdown(run: dict) -> str:
+    rows, m = run["rows"], run["machine"]
+    limit = rows["inprocess"]["rps"]
+    lines = [
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, no GPU; {m['os']}, Python {m['python']}.",
+        f"Date: {run['date']}. Commit: {run['commit']}. Model: {run['model']}.",
+        f"Command: `{run['command']}` ({run['wall_s'] / 60:.1f} min; phases of {run['phase_s']['warmup']:g} s "
+        f"warm-up + {run['phase_s']['measure']:g} s measured; load average before: "
+        f"{', '.join(f'{x:.2f}' for x in run['load_average_before'])}).",
+    ]
+    if run["quick"]:
+        lines.append("**--quick run: phases too short for figures to quote.**")
+    lines += [
+        "",
+        "| # | what | req/s | of in-process | p50 ms | p95 ms | p99 ms | failed | shed (503) | mean batch "
+        "| server CPU ms/req (entry / model / arbiter) | generator CPU ms/req (share) | other CPU |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|",
+    ]
+    for i, key in enumerate(("inprocess", "http", "grpc", "nobatch", "half"), start=1):
+        r = rows[key]
+        if key == "inprocess":
+            lines.append(f"| {i} | {r['name']} | {r['rps']:.0f} | 1.00 | | | | | | 64 | | | |")
+            continue
+        cpu = r["cpu_ms_per_request"]
+        lines.append(
+            f"| {i} | {r['name']} | {r['rps']:.0f} | {r['rps'] / limit:.2f} | {_ms(r['p50_ms'])} | "
+            f"{_ms(r['p95_ms'])} | {_ms(r['p99_ms'])} | {r['failed']} | {r['shed']} | "
+            f"{'1 (off)' if key == 'nobatch' else format(r['mean_batch'], '.1f')} | "
+            f"{cpu.get('entry worker', 0):.1f} / {cpu.get('model worker', 0):.1f} / {cpu.get('arbiter', 0):.1f} | "
+            f"{r['generator_cpu_ms_per_request']:.1f} ({r['generator_cpu_share']:.0%}) | "
+            f"{r['other_cpu_share']:.0%} |"
+        )
+    http, grpc, nobatch, half = rows["http"]["rps"], rows["grpc"]["rps"], rows["nobatch"]["rps"], rows["half"]
+    failed = sum(rows[k]["failed"] for k in ("http", "grpc", "nobatch", "half"))
+    lines += [
+        "",
+        "| target | measured | |",
+        "|---|---:|---|",
+        f"| HTTP at saturation >= 0.5 x in-process limit | {http / limit:.2f} | {_verdict(http / limit >= 0.5)} |",
+        f"| gRPC >= HTTP | {grpc / max(http, 1e-9):.2f} x | {_verdict(grpc >= http)} |",
+        f"| batching on >= 2 x batching off at 64 clients | {http / max(nobatch, 1e-9):.2f} x | "
+        f"{_verdict(http >= 2 * nobatch)} |",
+        f"| p99 <= 100 ms at half of saturation (1-s clips) | {_ms(half['p99_ms'])} ms | "
+        f"{_verdict(half['p99_ms'] <= 100)} |",
+        f"| zero failed requests (load shed counted apart) | {failed} failed, "
+        f"{sum(rows[k]['shed'] for k in ('http', 'grpc', 'nobatch', 'half'))} shed | {_verdict(failed == 0)} |",
+        "",
+        "Memory after the load (batching on):",
+        "",
+        "| process | pid | RSS MiB | USS MiB |",
+        "|---|---:|---:|---:|",
+        *(f"| {role} | {pid} | {rss:.0f} | {uss:.0f} |" for role, pid, rss, uss in run["memory"]),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_docs(path: Path, table: str) -> None:
+    text = path.read_text()
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(f"{head}{START}\n{table}{END}{tail}")
