@@ -65,6 +65,16 @@ def _use_gpu_politely() -> None:
         tf.config.experimental.set_memory_growth(gpu, True)
 
 
+# BentoML refuses max_batch_size=1 on a batchable API, so batching off (AUDIOCLF_MAX_BATCH_SIZE=1) is a plain
+# API: one request, one model call, in arrival order (threads=1). Same signature, so callers do not change.
+if settings.max_batch_size > 1:
+    _predict_api = bentoml.api(
+        batchable=True, max_batch_size=settings.max_batch_size, max_latency_ms=settings.max_latency_ms
+    )
+else:
+    _predict_api = bentoml.api
+
+
 @bentoml.service(
     name="audio_model",
     workers=settings.model_workers,
@@ -99,7 +109,7 @@ class ModelService:
         ]
         return np.concatenate(chunks).astype(np.float32, copy=False)
 
-    @bentoml.api(batchable=True, max_batch_size=settings.max_batch_size, max_latency_ms=settings.max_latency_ms)
+    @_predict_api
     def predict(self, clips: list[ClipWindows]) -> list[np.ndarray]:
         """Softmax scores (n_windows, n_labels) for each clip's windows, all clips in one model call."""
         started = time.time()
