@@ -4,6 +4,7 @@ soundfile (libsndfile) reads wav, flac, ogg and mp3 by content, not by file name
 """
 
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,9 @@ import soundfile as sf
 import soxr
 
 from audiocore.errors import (
+    AudioTooLarge,
     AudioTooLong,
+    AudioTooShort,
     CorruptAudio,
     EmptyAudio,
     InvalidSamples,
@@ -21,6 +24,14 @@ from audiocore.errors import (
 )
 
 MAX_CHANNELS = 32
+# Above the highest rate real recordings use (192 kHz): a header claiming more is hostile or broken.
+MAX_SAMPLE_RATE = 384_000
+# Samples (frames x channels) one file may decode to: 60 s of 8 channels at 48 kHz is 23 M. Together with the
+# duration limit this bounds the CPU a small compressed file can demand; memory is bounded by reading in blocks
+# and mixing each to mono at once, so only the mono signal (<= max_seconds x MAX_SAMPLE_RATE) is ever held whole.
+MAX_DECODED_SAMPLES = 2**25
+BLOCK_FRAMES = 2**16
+MIN_SECONDS = 0.01  # the shortest FSDD digit is ~0.14 s; below 10 ms there is nothing to classify
 SILENCE_PEAK = 1e-5  # below -100 dBFS everywhere: nothing to classify
 
 
@@ -64,25 +75,28 @@ def decode(
         ) from exc
     with handle:
         rate, channels, frames = handle.samplerate, handle.channels, handle.frames
-        if rate <= 0:
-            raise InvalidSamples(f"declared sample rate {rate} Hz is not positive", source=source)
+        if rate <= 0 or rate > MAX_SAMPLE_RATE:
+            raise InvalidSamples(f"declared sample rate {rate} Hz is outside 1..{MAX_SAMPLE_RATE}", source=source)
         if channels < 1 or channels > MAX_CHANNELS:
             raise InvalidSamples(f"{channels} channels (at most {MAX_CHANNELS} accepted)", source=source)
         if max_seconds is not None and frames > 0 and frames / rate > max_seconds:
             raise AudioTooLong(
                 f"declares {frames / rate:.1f} s of audio; the limit is {max_seconds:g} s", source=source
             )
-        try:
-            stereo = handle.read(dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError, ValueError, MemoryError) as exc:
-            raise CorruptAudio(f"decoding failed: {_short(exc)}", source=source) from exc
-    if stereo.shape[0] == 0:
+        if frames > 0 and frames * channels > MAX_DECODED_SAMPLES:
+            raise AudioTooLarge(
+                f"declares {frames * channels} samples ({channels} channels at {rate} Hz); "
+                f"the limit is {MAX_DECODED_SAMPLES}",
+                source=source,
+            )
+        mono = _read_mono(handle, rate, channels, max_seconds, source)
+    if len(mono) == 0:
         raise EmptyAudio("the file contains no audio samples", source=source)
-    if max_seconds is not None and stereo.shape[0] / rate > max_seconds:  # formats whose header had no length
-        raise AudioTooLong(f"{stereo.shape[0] / rate:.1f} s of audio; the limit is {max_seconds:g} s", source=source)
-    if not np.isfinite(stereo).all():
-        raise InvalidSamples("samples contain NaN or infinity", source=source)
-    mono = stereo.mean(axis=1, dtype=np.float32) if channels > 1 else stereo[:, 0]
+    if len(mono) < MIN_SECONDS * rate:
+        raise AudioTooShort(
+            f"{len(mono)} samples ({len(mono) / rate * 1000:.2f} ms); at least {MIN_SECONDS * 1000:g} ms needed",
+            source=source,
+        )
     if float(np.max(np.abs(mono))) < SILENCE_PEAK:
         raise SilentAudio("the audio is silent (peak below -100 dBFS)", source=source)
     return Audio(
@@ -93,6 +107,33 @@ def decode(
     )
 
 
+def _read_mono(handle: sf.SoundFile, rate: int, channels: int, max_seconds: float | None, source) -> np.ndarray:
+    """All frames, mixed to mono block by block; stops as soon as the audio passes a limit, whatever the header
+    said (formats without a length, or a header that lies about it)."""
+    max_frames = min(
+        MAX_DECODED_SAMPLES // channels, int(max_seconds * rate) if max_seconds is not None else MAX_DECODED_SAMPLES
+    )
+    blocks, seen = [], 0
+    while True:
+        try:
+            block = handle.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, ValueError, MemoryError) as exc:
+            raise CorruptAudio(f"decoding failed: {_short(exc)}", source=source) from exc
+        if len(block) == 0:
+            break
+        seen += len(block)
+        if seen > max_frames:
+            if max_seconds is not None and seen / rate > max_seconds:
+                raise AudioTooLong(
+                    f"more than {max_seconds:g} s of audio; the limit is {max_seconds:g} s", source=source
+                )
+            raise AudioTooLarge(f"more than {MAX_DECODED_SAMPLES} samples; that is the limit", source=source)
+        if not np.isfinite(block).all():
+            raise InvalidSamples("samples contain NaN or infinity", source=source)
+        blocks.append(block.mean(axis=1, dtype=np.float32) if channels > 1 else block[:, 0].copy())
+    return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
+
+
 def resample(samples: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
     """High-quality, deterministic resampling (soxr HQ, the same as librosa's default)."""
     if orig_rate == target_rate:
@@ -100,5 +141,12 @@ def resample(samples: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarra
     return soxr.resample(samples, orig_rate, target_rate, quality="HQ").astype(np.float32, copy=False)
 
 
+_BUFFER_REPR = re.compile(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>")
+
+
 def _short(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else type(exc).__name__
+    """libsndfile's last line, without the Python object it names when reading from memory."""
+    text = str(exc).strip()
+    if not text:
+        return type(exc).__name__
+    return _BUFFER_REPR.sub("the file", text.splitlines()[-1])[:200]

@@ -28,6 +28,12 @@ class AudioTooLong(AudioError):
     code = "too_long"
 
 
+class AudioTooShort(AudioError):
+    """Less audio than anything can be heard in (a few samples): the model would answer noise."""
+
+    code = "too_short"
+
+
 class AudioTooLarge(AudioError):
     code = "too_large"
 
