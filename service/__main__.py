@@ -1,7 +1,8 @@
 """`python -m service`: serve the store model named by AUDIOCLF_MODEL_TAG over HTTP and gRPC.
 
-Validates the settings and checks that the model is in the store first, so a typo or a missing model fails here
-with one clear line instead of inside a worker; then hands over to `bentoml serve` (extra arguments pass through).
+Validates the settings and checks that the model is in the store and intact first (service.model_check), so a
+typo or a missing or corrupt model fails here with one clear line and exit status 2 instead of inside a worker;
+then hands over to `bentoml serve` (extra arguments pass through).
 """
 
 import os
@@ -21,16 +22,12 @@ def main(argv: list[str]) -> int:
     except ValidationError as exc:
         sys.stderr.write(f"invalid AUDIOCLF_* settings:\n{exc}\n")
         return 2
-    import bentoml
+    from service.model_check import ModelUnusable, check
 
     try:
-        bentoml.models.get(settings.model_tag)
-    except bentoml.exceptions.NotFound:
-        sys.stderr.write(
-            f"model {settings.model_tag!r} is not in the BentoML store (BENTOML_HOME="
-            f"{os.environ.get('BENTOML_HOME', '~/bentoml')}); train one with `python -m training train` "
-            "or set AUDIOCLF_MODEL_TAG\n"
-        )
+        check(settings.model_tag)
+    except ModelUnusable as exc:
+        sys.stderr.write(f"{exc}\n")
         return 2
     command = [
         sys.executable,

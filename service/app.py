@@ -3,12 +3,14 @@
 `bentoml serve service.app:AudioClassifier` runs it with the model service (service.model_service) behind
 `bentoml.depends`, so HTTP and gRPC requests from every entry worker share the model service's one batcher.
 Readiness (/readyz, gRPC health, OIP ServerReady) turns true only once the model answered and a warm-up clip went
-through the whole pipeline: librosa compiles its kernels on the first call, which takes 15-35 s.
+through the whole pipeline: librosa compiles its kernels on the first call, which takes 15-35 s. It turns false
+again at SIGTERM, before the worker stops taking requests (service.lifecycle).
 """
 
 import asyncio
 import io
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,16 +22,23 @@ import soundfile as sf
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
-from service import metrics
+from service import metrics, model_check
+from service.admission import Admission
 from service.errors import STATUS, RequestError
 from service.grpc_oip import GrpcServer
 from service.http_guard import REASON_HEADER, HttpGuard
+from service.lifecycle import Drain
 from service.model_service import ModelInfo, ModelService
 from service.pipeline import Classifier, Limits, Readiness
 from service.settings import get_settings
 
 log = logging.getLogger("audioclf.app")
 settings = get_settings()
+
+# The model service listens on 127.0.0.1 TCP, not on a Unix socket: at SIGTERM `bentoml serve` deletes the socket
+# files' folder before it stops the workers, so an entry worker draining its requests could no longer connect to the
+# model service (measured: the request in flight got 500). Read by `bentoml serve` after it imported this module.
+os.environ.setdefault("BENTOML_NO_UDS", "1")
 
 # Warm-up: enough model calls for BentoML's batcher to finish measuring its latency model (it makes ~11
 # single-request calls before it batches), on a clip at an odd rate so resampling is compiled too.
@@ -38,6 +47,8 @@ WARMUP_RATE = 22050
 # How long a request that reaches a worker still warming up waits for it before a 503 (the first warm-up of a
 # fresh machine compiles librosa's kernels for ~35 s; later starts take a few seconds).
 WARMUP_WAIT_S = 30.0
+# This worker's limit on classification requests in progress, shared by HTTP (HttpGuard) and gRPC.
+ADMISSION = Admission(settings.max_concurrency)
 
 
 class Prediction(BaseModel):
@@ -83,19 +94,34 @@ class AudioClassifier:
             for protocol in ("http", "grpc"):
                 self.metrics.errors.labels(reason=code, protocol=protocol)
         self._executor = ThreadPoolExecutor(settings.preprocess_threads, thread_name_prefix="preprocess")
-        self._grpc = GrpcServer(settings, self.readiness)
+        self._grpc = GrpcServer(settings, self.readiness, ADMISSION, self.__is_ready__)
+        self._drain = Drain(settings.drain_s, on_unready=lambda: self._grpc.set_ready(False), on_stop=self._stop_grpc)
+        self._grpc_stopped: asyncio.Task | None = None
         self._warmup: asyncio.Task | None = None
+
+    @bentoml.on_deployment
+    def _check_model() -> None:
+        """Runs once in `bentoml serve`'s own process before any worker: a missing or corrupt model stops it there,
+        with the reason, instead of a model worker that circus restarts forever."""
+        model_check.check(settings.model_tag)
 
     @bentoml.on_startup
     async def _start(self) -> None:
         await self._grpc.start()
+        self._drain.install()
         self._warmup = asyncio.get_running_loop().create_task(self._warm_up())
+
+    def _stop_grpc(self) -> None:
+        """Stop taking gRPC calls; those in flight get up to the request timeout to finish."""
+        if self._grpc_stopped is None:
+            self._grpc_stopped = asyncio.get_running_loop().create_task(self._grpc.stop(settings.request_timeout_s))
 
     @bentoml.on_shutdown
     async def _stop(self) -> None:
         if self._warmup is not None:
             self._warmup.cancel()
-        await self._grpc.stop()
+        self._stop_grpc()
+        await self._grpc_stopped
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def _warm_up(self) -> None:
@@ -115,7 +141,8 @@ class AudioClassifier:
         self.metrics.known_labels(clf.labels)
         self.metrics.model_info(clf.info.tag, clf.features.kind)
         self.readiness.set(clf)
-        await self._grpc.set_ready(True)
+        if not self._drain.draining:
+            await self._grpc.set_ready(True)
         log.info("ready: model %s, warmed up in %.1f s", clf.info.tag, time.monotonic() - started)
 
     async def _warmed_up_classifier(self) -> Classifier:
@@ -127,7 +154,7 @@ class AudioClassifier:
         return clf
 
     def __is_ready__(self) -> bool:
-        return self.readiness.ready
+        return self.readiness.ready and not self._drain.draining
 
     @bentoml.api(route="/classify")
     async def classify(
@@ -149,4 +176,10 @@ class AudioClassifier:
         return JSONResponse(body)
 
 
-AudioClassifier.add_asgi_middleware(HttpGuard, max_file_bytes=settings.max_upload_bytes, paths=("/classify",))
+AudioClassifier.add_asgi_middleware(
+    HttpGuard,
+    max_file_bytes=settings.max_upload_bytes,
+    paths=("/classify",),
+    admission=ADMISSION,
+    upload_timeout_s=0.8 * settings.request_timeout_s,  # before BentoML's own timeout turns it into a 504
+)

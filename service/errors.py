@@ -4,7 +4,6 @@ HTTP and gRPC share the table, so a file refused on one protocol is refused for 
 reason also labels `audioclf_inference_errors_total`.
 """
 
-import re
 from typing import NamedTuple
 
 import grpc
@@ -22,6 +21,7 @@ STATUS: dict[str, Status] = {
     # the request itself
     "missing": Status(400, _BAD),  # no file / no input tensor
     "invalid_form": Status(400, _BAD),  # HTTP only: not a multipart form with a file part 'audio'
+    "upload_timeout": Status(408, grpc.StatusCode.DEADLINE_EXCEEDED),  # HTTP only: the body came too slowly
     "invalid_argument": Status(400, _BAD),  # top_k, shapes, datatypes, parameters
     "unknown_model": Status(404, grpc.StatusCode.NOT_FOUND),
     # the audio (audiocore.errors codes)
@@ -31,6 +31,7 @@ STATUS: dict[str, Status] = {
     "invalid_samples": Status(422, _BAD),
     "invalid_audio": Status(422, _BAD),
     "silent": Status(422, _BAD),
+    "too_short": Status(422, _BAD),
     "too_large": Status(413, grpc.StatusCode.RESOURCE_EXHAUSTED),
     "too_long": Status(413, grpc.StatusCode.RESOURCE_EXHAUSTED),
     # the service
@@ -39,6 +40,10 @@ STATUS: dict[str, Status] = {
     "timeout": Status(504, grpc.StatusCode.DEADLINE_EXCEEDED),
     "internal": Status(500, grpc.StatusCode.INTERNAL),
 }
+# Refusals worth retrying soon: HTTP answers carry `Retry-After`, gRPC ones `retry-after` and
+# `grpc-retry-pushback-ms` trailing metadata.
+RETRYABLE = frozenset({"not_ready", "overloaded"})
+RETRY_AFTER_S = 1
 
 
 class RequestError(Exception):
@@ -62,9 +67,4 @@ class RequestError(Exception):
     @classmethod
     def from_audio(cls, exc: AudioError, where: str | None = None) -> "RequestError":
         code = exc.code if exc.code in STATUS else "invalid_audio"
-        # libsndfile names the in-memory buffer it failed to open ("<_io.BytesIO object at 0x7f..>"): say "the upload"
-        reason = _BUFFER_REPR.sub("the upload", exc.reason)
-        return cls(code, f"{where}: {reason}" if where else reason)
-
-
-_BUFFER_REPR = re.compile(r"<_io\.BytesIO object at 0x[0-9a-f]+>")
+        return cls(code, f"{where}: {exc.reason}" if where else exc.reason)

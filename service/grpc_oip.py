@@ -12,6 +12,7 @@ import asyncio
 import importlib.metadata
 import logging
 import struct
+from collections.abc import Callable
 
 import grpc
 import numpy as np
@@ -20,7 +21,8 @@ from grpc_reflection.v1alpha import reflection
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from service import metrics
-from service.errors import RequestError
+from service.admission import Admission
+from service.errors import RETRY_AFTER_S, RETRYABLE, RequestError
 from service.pipeline import Classifier, Readiness
 from service.settings import Settings
 
@@ -31,6 +33,13 @@ INPUT = "audio"
 OUTPUTS = ("label", "score")
 MAX_FILES = 256  # files in one ModelInfer request; together they must also fit the message size limit
 MESSAGE_ENVELOPE = 1 << 20  # protobuf framing and tensor metadata around the files
+# On a refusal worth retrying: when, in seconds (like HTTP's Retry-After) and as gRPC's own retry pushback.
+RETRY_METADATA = (("retry-after", str(RETRY_AFTER_S)), ("grpc-retry-pushback-ms", str(RETRY_AFTER_S * 1000)))
+
+
+def message_limit(settings: Settings) -> int:
+    """Largest gRPC message either way: the upload limit (the same setting as HTTP's body limit) plus framing."""
+    return settings.max_upload_bytes + MESSAGE_ENVELOPE
 
 
 def pack_bytes(items: list[bytes]) -> bytes:
@@ -69,9 +78,11 @@ def _top_k_parameter(params) -> int | None:
 class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
     """ServerLive/Ready, ModelReady, Server/ModelMetadata and ModelInfer; the Triton-only extras stay UNIMPLEMENTED."""
 
-    def __init__(self, readiness: Readiness, model_name: str):
+    def __init__(self, readiness: Readiness, model_name: str, admission: Admission, ready: Callable[[], bool]):
         self._readiness = readiness
         self._model_name = model_name
+        self._admission = admission
+        self._ready = ready  # warmed up and not draining
         self._metrics = metrics.get()
 
     def _check_model(self, clf: Classifier, name: str, version: str) -> None:
@@ -87,7 +98,9 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         except RequestError as err:
             if err.code != "unknown_model":
                 self._metrics.errors.labels(reason=err.code, protocol="grpc").inc()
-            await context.abort(err.status.grpc, f"{err.code}: {err.detail}")  # the reason is finer than the code
+            retry = RETRY_METADATA if err.code in RETRYABLE else ()
+            # the reason is finer than the code: it leads the message
+            await context.abort(err.status.grpc, f"{err.code}: {err.detail}", trailing_metadata=retry)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -99,7 +112,7 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         return service_pb2.ServerLiveResponse(live=True)
 
     async def ServerReady(self, request, context):
-        return service_pb2.ServerReadyResponse(ready=self._readiness.ready)
+        return service_pb2.ServerReadyResponse(ready=self._ready())
 
     async def ModelReady(self, request, context):
         clf = self._readiness.classifier
@@ -133,13 +146,14 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
 
     async def ModelInfer(self, request, context):
         async def call():
-            clf = await self._readiness.wait()
-            self._check_model(clf, request.model_name, request.model_version)
-            files = _input_files(request)
-            k = clf.top_k(_top_k_parameter(request.parameters))
-            wanted = _requested_outputs(request)
-            results = await clf.classify_many(files, k=k, name=INPUT)
-            return _response(request, clf, results, k, wanted)
+            with self._admission.slot():
+                clf = await self._readiness.wait()
+                self._check_model(clf, request.model_name, request.model_version)
+                files = _input_files(request)
+                k = clf.top_k(_top_k_parameter(request.parameters))
+                wanted = _requested_outputs(request)
+                results = await clf.classify_many(files, k=k, name=INPUT)
+                return _response(request, clf, results, k, wanted)
 
         return await self._answer(context, call)
 
@@ -196,6 +210,9 @@ def _response(request, clf: Classifier, results: list[dict], k: int, wanted: lis
     return response
 
 
+_UNPARSABLE = object()
+
+
 class CallCounter(grpc.aio.ServerInterceptor):
     """Counts finished unary calls by method and status code (`audioclf_grpc_requests_total`)."""
 
@@ -207,9 +224,21 @@ class CallCounter(grpc.aio.ServerInterceptor):
         if handler is None or handler.unary_unary is None:  # unknown methods (unbounded names) and streams
             return handler
         inner, method, counter = handler.unary_unary, details.method, self._metrics.grpc_requests
+        parse = handler.request_deserializer
+
+        def lenient(data: bytes):  # grpc answers INTERNAL to a request that fails to parse: make it the client's
+            try:
+                return parse(data) if parse else data
+            except Exception:
+                return _UNPARSABLE
 
         async def counted(request, context):
             try:
+                if request is _UNPARSABLE:
+                    await context.abort(
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        "invalid_argument: the request is not a valid protobuf message",
+                    )
                 response = await inner(request, context)
             except BaseException:
                 counter.labels(method=method, code=(context.code() or grpc.StatusCode.UNKNOWN).name).inc()
@@ -219,7 +248,7 @@ class CallCounter(grpc.aio.ServerInterceptor):
 
         return grpc.unary_unary_rpc_method_handler(
             counted,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=lenient,
             response_serializer=handler.response_serializer,
         )
 
@@ -227,8 +256,8 @@ class CallCounter(grpc.aio.ServerInterceptor):
 class GrpcServer:
     """The running server and its health service; `set_ready` flips health and readiness for probes."""
 
-    def __init__(self, settings: Settings, readiness: Readiness):
-        limit = settings.max_upload_bytes + MESSAGE_ENVELOPE
+    def __init__(self, settings: Settings, readiness: Readiness, admission: Admission, ready: Callable[[], bool]):
+        limit = message_limit(settings)
         self.server = grpc.aio.server(
             interceptors=[CallCounter()],
             options=[
@@ -238,7 +267,7 @@ class GrpcServer:
             ],
         )
         service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
-            InferenceServicer(readiness, settings.model_name), self.server
+            InferenceServicer(readiness, settings.model_name, admission, ready), self.server
         )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -256,6 +285,7 @@ class GrpcServer:
         for name in ("", OIP_SERVICE):
             await self.health.set(name, status)
 
-    async def stop(self, grace_s: float = 5.0) -> None:
+    async def stop(self, grace_s: float) -> None:
+        """Refuse new calls, let those in flight finish for up to grace_s."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace_s)

@@ -17,7 +17,7 @@ from bentoml.validators import DType
 from pydantic import BaseModel, Field
 
 from audiocore import artifact
-from service import metrics
+from service import lifecycle, metrics
 from service.settings import get_settings
 
 log = logging.getLogger("audioclf.model")
@@ -96,6 +96,11 @@ class ModelService:
         self._warm_up()
         metrics.get().model_info(self.tag, self.meta.features.kind)
         log.info("model %s loaded: %d labels, input %s", self.tag, len(self.meta.labels), self.model.input_shape)
+
+    @bentoml.on_startup
+    async def _outlive_entry_workers(self) -> None:
+        """At SIGTERM, serve until the entry workers have finished their requests (service.lifecycle)."""
+        lifecycle.outlive_entry_workers(settings.drain_s + settings.request_timeout_s + 5)
 
     def _warm_up(self) -> None:
         """Trace the Keras predict function for a few batch sizes before the first request pays for it."""

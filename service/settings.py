@@ -16,7 +16,9 @@ class Settings(BaseSettings):
     default_top_k: int = Field(3, ge=1, le=1000, description="Predictions returned when a request names no top_k.")
     max_upload_bytes: int = Field(10 * 2**20, ge=1024, description="Largest accepted encoded file.")
     max_audio_seconds: float = Field(60.0, gt=0, le=3600, description="Longest accepted clip (declared or decoded).")
-    max_batch_size: int = Field(64, ge=1, description="Most clips one model call takes (adaptive batching; 1 turns it off).")
+    max_batch_size: int = Field(
+        64, ge=1, description="Most clips one model call takes (adaptive batching; 1 turns it off)."
+    )
     # A hard deadline: BentoML's batcher answers 503 to a request it expects to miss it, so this sheds load only
     # under real overload. 64 clients x 500 requests on 2 cores queue for well under a second.
     max_latency_ms: int = Field(10_000, ge=10, description="Longest a clip may wait for, and in, its model call.")
@@ -26,7 +28,19 @@ class Settings(BaseSettings):
     host: str = Field("0.0.0.0", description="Address HTTP and gRPC listen on.")
     http_port: int = Field(3000, ge=1, le=65535)
     grpc_port: int = Field(50051, ge=1, le=65535)
-    request_timeout_s: float = Field(60.0, gt=0, description="BentoML's per-request timeout (HTTP 504 after it).")
+    request_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="BentoML's per-request timeout (HTTP 504 after it); also the longest an upload may take.",
+    )
+    # Per entry worker, HTTP and gRPC together: the service takes http_workers x this at once. It bounds memory
+    # (each request holds up to max_upload_bytes plus its audio) and turns overload into fast 503s, not a queue.
+    max_concurrency: int = Field(
+        64, ge=1, le=10_000, description="Classification requests one entry worker takes at once; more get 503."
+    )
+    drain_s: float = Field(
+        2.0, ge=0, le=300, description="After SIGTERM: seconds a worker serves on, already unready, before it stops."
+    )
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> "Settings":

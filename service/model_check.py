@@ -1,0 +1,52 @@
+"""A cheap check, before any worker starts, that the model to serve exists and is not damaged.
+
+Loading the model takes TensorFlow and seconds; a missing or corrupt model found only then makes the model worker
+die and circus restart it over and over while the entry workers wait. These checks take milliseconds: the tag
+resolves in the store, metadata.json validates, and model.keras is an intact zip (every member's CRC) whose
+config.json parses. `python -m service` runs them and exits 2 with one line; the entry service runs them as its
+deployment hook, so `bentoml serve` (the container's command) refuses to start the same way.
+"""
+
+import json
+import os
+import zipfile
+import zlib
+from pathlib import Path
+
+from audiocore import artifact
+
+
+class ModelUnusable(RuntimeError):
+    """The model named by AUDIOCLF_MODEL_TAG cannot be served; the message says why and what to do."""
+
+
+def check(tag: str) -> Path:
+    """The model's folder in the store; ModelUnusable when it is missing or damaged."""
+    import bentoml
+
+    try:
+        folder = Path(bentoml.models.get(tag).path)
+    except bentoml.exceptions.NotFound:
+        raise ModelUnusable(
+            f"model {tag!r} is not in the BentoML store (BENTOML_HOME="
+            f"{os.environ.get('BENTOML_HOME', '~/bentoml')}); train one with `python -m training train` "
+            "or set AUDIOCLF_MODEL_TAG"
+        ) from None
+    try:
+        artifact.read_metadata(folder)
+    except artifact.ArtifactError as exc:
+        raise ModelUnusable(f"model {tag!r} is unusable: {_one_line(exc)}") from None
+    model_file = folder / artifact.MODEL_FILE
+    try:
+        with zipfile.ZipFile(model_file) as archive:
+            damaged = archive.testzip()
+            if damaged is not None:
+                raise ModelUnusable(f"model {tag!r} is corrupt: {model_file} member {damaged} fails its checksum")
+            json.loads(archive.read("config.json"))
+    except (OSError, zipfile.BadZipFile, zlib.error, KeyError, ValueError) as exc:
+        raise ModelUnusable(f"model {tag!r} is corrupt: {model_file}: {_one_line(exc)}") from None
+    return folder
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())[:300]
