@@ -26,9 +26,19 @@ def test_size_and_length_limits_are_resource_exhausted():
 
 
 def test_the_message_names_the_file_and_not_a_python_object():
-    exc = audio_errors.UnsupportedFormat("Error opening <_io.BytesIO object at 0x7f06f2>: Format not recognised.")
-    err = RequestError.from_audio(exc, "audio[2]")
-    assert err.detail == "audio[2]: Error opening the upload: Format not recognised."
+    from audiocore.decode import decode
+
+    with pytest.raises(audio_errors.UnsupportedFormat) as info:
+        decode(b"not audio at all" * 10, 8000)
+    err = RequestError.from_audio(info.value, "audio[2]")
+    assert err.detail.startswith("audio[2]: not a readable audio file") and "BytesIO" not in err.detail
+    assert "the file" in err.detail
+
+
+def test_retryable_refusals_are_the_service_ones():
+    from service.errors import RETRYABLE
+
+    assert {STATUS[code].http for code in RETRYABLE} == {503}
 
 
 def test_only_known_reasons_exist():
