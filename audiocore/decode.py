@@ -31,6 +31,7 @@ MAX_SAMPLE_RATE = 384_000
 # and mixing each to mono at once, so only the mono signal (<= max_seconds x MAX_SAMPLE_RATE) is ever held whole.
 MAX_DECODED_SAMPLES = 2**25
 BLOCK_FRAMES = 2**16
+UNKNOWN_FRAMES = 2**62
 MIN_SECONDS = 0.01  # the shortest FSDD digit is ~0.14 s; below 10 ms there is nothing to classify
 SILENCE_PEAK = 1e-5  # below -100 dBFS everywhere: nothing to classify
 
@@ -75,6 +76,8 @@ def decode(
         ) from exc
     with handle:
         rate, channels, frames = handle.samplerate, handle.channels, handle.frames
+        if frames >= UNKNOWN_FRAMES:  # libsndfile's "length unknown" (a FLAC whose header says 0 samples)
+            frames = 0
         if rate <= 0 or rate > MAX_SAMPLE_RATE:
             raise InvalidSamples(f"declared sample rate {rate} Hz is outside 1..{MAX_SAMPLE_RATE}", source=source)
         if channels < 1 or channels > MAX_CHANNELS:

@@ -59,7 +59,7 @@ def test_http(server, hostile, name):
     assert server.ready()
 
 
-@pytest.mark.parametrize("name", _names(lambda c: c.code != "invalid_form" and c.filename == "clip.wav"))
+@pytest.mark.parametrize("name", _names(lambda c: not c.http_only))
 def test_grpc(client, server, hostile, name):
     case = hostile[name]
     audio = triton.InferInput("audio", [1], "BYTES")
