@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(
         60.0,
         gt=0,
-        description="BentoML's per-request timeout (HTTP 504 after it); also the longest an upload may take.",
+        description="BentoML's per-request timeout (504); an upload must arrive within 80 % of it (408).",
     )
     # Per entry worker, HTTP and gRPC together: the service takes http_workers x this at once. It bounds memory
     # (each request holds up to max_upload_bytes plus its audio) and turns overload into fast 503s, not a queue.
