@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 TOOLS  := .venv-tools
 TSTAMP := $(TOOLS)/.installed
 
-.PHONY: run test setup lint train cv results lock clean
+.PHONY: run test setup lint train cv results lock clean bento reliability
 
 run: $(STAMP)  ## train the default model if the store has none, then serve it (HTTP 3000, gRPC 50051)
 	DATA=$(DATA) PY=$(PY) bash scripts/main.sh
@@ -43,6 +43,12 @@ train: $(STAMP)  ## one training run: make train OUT=runs/x ARGS="--config confi
 results: $(STAMP)  ## every run behind docs/results.md (about an hour on 2 cores)
 	$(PY) scripts/results.py
 
+bento: $(STAMP)  ## the Bento, exported with its model to runs/bento: make bento [VARIANT=gpu] [MODEL=audio_classifier:<version>]
+	PY=$(PY) bash k8s/build_bento.sh $(or $(VARIANT),cpu) runs/bento $(or $(MODEL),audio_classifier:latest)
+
+reliability: $(STAMP) $(TSTAMP)  ## hostile input, overload, killed workers, SIGTERM, bad models, audits -> docs/reliability.md
+	$(PY) scripts/reliability.py
+
 lock:  ## re-resolve the pinned tree after editing pyproject.toml
 	rm -rf /tmp/lockenv && $(PYTHON) -m venv /tmp/lockenv
 	/tmp/lockenv/bin/pip install --quiet ".[dev]"
@@ -50,3 +56,20 @@ lock:  ## re-resolve the pinned tree after editing pyproject.toml
 
 clean:
 	rm -rf $(VENV) $(TOOLS) runs .pytest_cache
+
+# Load tests against a running server (make run); HOST/GRPC_HOST point elsewhere. Results: runs/loadtests/<profile>/.
+HOST      ?= http://127.0.0.1:3000
+GRPC_HOST ?= 127.0.0.1:50051
+.PHONY: loadtest-smoke loadtest-steady loadtest-ramp benchmark
+
+loadtest-smoke: $(STAMP)  ## Locust, 8 s, HTTP + gRPC users: zero failures expected
+	$(PY) -m loadtests.run smoke --host $(HOST) --grpc-host $(GRPC_HOST)
+
+loadtest-steady: $(STAMP)  ## Locust, 2 min below saturation: zero failures expected (load-shed 503s counted apart)
+	$(PY) -m loadtests.run steady --host $(HOST) --grpc-host $(GRPC_HOST)
+
+loadtest-ramp: $(STAMP)  ## Locust, closed-loop users stepping 4..128: where throughput stops growing
+	$(PY) -m loadtests.run ramp --host $(HOST) --grpc-host $(GRPC_HOST)
+
+benchmark: $(STAMP)  ## starts its own servers; ~6 min on 2 cores; writes docs/performance.md (ARGS="--model-dir runs/x/model")
+	$(PY) -m loadtests.benchmark $(ARGS)
