@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated
 
 import bentoml
+import httpx
 import numpy as np
 import soundfile as sf
 from pydantic import BaseModel, Field
@@ -47,6 +48,8 @@ WARMUP_RATE = 22050
 # How long a request that reaches a worker still warming up waits for it before a 503 (the first warm-up of a
 # fresh machine compiles librosa's kernels for ~35 s; later starts take a few seconds).
 WARMUP_WAIT_S = 30.0
+# How long /livez waits for the model service's /readyz before calling it dead.
+LIVENESS_TIMEOUT_S = 2
 # This worker's limit on classification requests in progress, shared by HTTP (HttpGuard) and gRPC.
 ADMISSION = Admission(settings.max_concurrency)
 
@@ -155,6 +158,17 @@ class AudioClassifier:
 
     def __is_ready__(self) -> bool:
         return self.readiness.ready and not self._drain.draining
+
+    async def __is_alive__(self) -> bool:
+        """False once the model service stops answering. Inside a container BentoML does not restart a dead worker
+        (BENTOML_CONTAINERIZED), so only a failing liveness probe gets the pod restarted; outside one, circus restarts
+        it within seconds, well inside the probe's failure threshold."""
+        if not self.readiness.ready:
+            return True  # still starting: the startup probe covers this phase
+        try:
+            return await self.model.is_ready(LIVENESS_TIMEOUT_S)
+        except httpx.TransportError:  # refused or reset: nobody listens
+            return False
 
     @bentoml.api(route="/classify")
     async def classify(

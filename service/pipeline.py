@@ -12,6 +12,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import numpy as np
 
 from audiocore.aggregate import clip_scores, top_k
@@ -176,9 +177,13 @@ class Readiness:
 
 
 def _model_failure(exc: Exception) -> RequestError:
-    """The model service's failure as the client sees it: 503 (the batcher shed load) or anything else."""
+    """The model service's failure as the client sees it: 503 when it shed load or could not be reached (a model
+    worker killed or restarting: the request never got an answer, so a retry is safe), 500 for anything else."""
     status = getattr(getattr(exc, "error_code", None), "value", None)
     if status == 503:
         return RequestError("overloaded", "the model service is overloaded; retry with backoff")
+    if isinstance(exc, httpx.TransportError) and not isinstance(exc, httpx.TimeoutException):
+        log.warning("model service unreachable: %r", exc)
+        return RequestError("not_ready", "the model service is restarting or unreachable; retry shortly")
     log.error("model service call failed: %r", exc)
     return RequestError("internal", "the model service failed; see the server log")
