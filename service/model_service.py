@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from audiocore import artifact
 from service import lifecycle, metrics
+from service.batching import cap_batch_wait
 from service.settings import get_settings
 
 log = logging.getLogger("audioclf.model")
@@ -68,6 +69,7 @@ def _use_gpu_politely() -> None:
 # BentoML refuses max_batch_size=1 on a batchable API, so batching off (AUDIOCLF_MAX_BATCH_SIZE=1) is a plain
 # API: one request, one model call, in arrival order (threads=1). Same signature, so callers do not change.
 if settings.max_batch_size > 1:
+    cap_batch_wait(settings.max_batch_wait_ms / 1000)
     _predict_api = bentoml.api(
         batchable=True, max_batch_size=settings.max_batch_size, max_latency_ms=settings.max_latency_ms
     )

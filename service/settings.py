@@ -22,6 +22,12 @@ class Settings(BaseSettings):
     # A hard deadline: BentoML's batcher answers 503 to a request it expects to miss it, so this sheds load only
     # under real overload. 64 clients x 500 requests on 2 cores queue for well under a second.
     max_latency_ms: int = Field(10_000, ge=10, description="Longest a clip may wait for, and in, its model call.")
+    max_batch_wait_ms: float = Field(
+        5.0,
+        ge=0,
+        le=1000,
+        description="Longest the batcher waits for more clips while the model is idle (service/batching.py).",
+    )
     http_workers: int = Field(2, ge=1, le=64, description="Entry-service processes (HTTP, gRPC, preprocessing).")
     model_workers: int = Field(1, ge=1, le=16, description="Model-service processes; each batches on its own.")
     preprocess_threads: int = Field(2, ge=1, le=64, description="Decode/feature threads per entry process.")
