@@ -3,9 +3,10 @@
     python -m loadtests.benchmark [--model-tag audio_classifier:latest | --model-dir runs/x/model] [--quick]
 
 On the same cores, one after the other: (1) the in-process limit (decode + features + model in batches of 64, one
-process per core, no server); the real server (`python -m service`, default settings) at 64 concurrent clients
-(2) over HTTP and (3) over gRPC; (4) the server restarted with AUDIOCLF_MAX_BATCH_SIZE=1 (batching off) at 64
-clients over HTTP; (5) latency percentiles under an open-loop constant arrival rate at half of HTTP's throughput,
+process per core, no server); (2) the real server (`python -m service`) with AUDIOCLF_MAX_BATCH_SIZE=1 (batching
+off) at 64 concurrent HTTP clients; the server with default settings at 64 clients (3) over HTTP and (4) over
+gRPC; (5) latency percentiles under an open-loop constant arrival rate at half of HTTP's throughput; (6) the
+in-process limit again, so that drift of the machine's speed during the run shows;
 and the memory of every worker. All clips are short FSDD digits (<= 1 s: one model window each).
 
 Prints the table with the machine, date, command and the ratios against the targets; saves it with the raw
@@ -137,6 +138,21 @@ def main(argv: list[str]) -> int:
     rows["inprocess"] = {"name": f"in-process limit ({cores} processes, batches of 64)", "rps": limit}
     print(report.progress(rows["inprocess"]), flush=True)
 
+    # Batching off first and batching on right after, so the pair compared at 64 clients is measured as close
+    # together as two servers allow; the in-process limit is measured again at the end, because this machine's
+    # speed drifts (CPU credits of a shared VM): the table reports the drift.
+    proc, server = serve(tag, out / "server-batch1.log", max_batch_size=1)
+    try:
+        phase = Phase(proc.pid, server.http)
+
+        async def http_unbatched():
+            async with loadgen.Http(server.http, bodies, n) as client:
+                return await loadgen.closed_loop(client, n, w, m)
+
+        rows["nobatch"] = phase.run(f"HTTP, {n} clients, batching off (max batch 1)", http_unbatched)
+    finally:
+        stop(proc)
+
     proc, server = serve(tag, out / "server.log")
     try:
         phase = Phase(proc.pid, server.http)
@@ -162,17 +178,9 @@ def main(argv: list[str]) -> int:
     finally:
         stop(proc)
 
-    proc, server = serve(tag, out / "server-batch1.log", max_batch_size=1)
-    try:
-        phase = Phase(proc.pid, server.http)
-
-        async def http_unbatched():
-            async with loadgen.Http(server.http, bodies, n) as client:
-                return await loadgen.closed_loop(client, n, w, m)
-
-        rows["nobatch"] = phase.run(f"HTTP, {n} clients, batching off (max batch 1)", http_unbatched)
-    finally:
-        stop(proc)
+    end = inprocess.limit(folder, [c.data for c in short], cores, 64, w, m)
+    rows["inprocess_end"] = {"name": f"in-process limit again, at the end ({cores} processes)", "rps": end}
+    print(report.progress(rows["inprocess_end"]), flush=True)
 
     run = {
         "machine": report.machine(),

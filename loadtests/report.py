@@ -53,13 +53,19 @@ def progress(row: dict) -> str:
     return f"  {row['name']}: {row['rps']:.1f} req/s{extra}"
 
 
+DRIFT = 0.15  # more change than this in the in-process limit between start and end flags the run
+
+
 def _verdict(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
 def markdown(run: dict) -> str:
     rows, m = run["rows"], run["machine"]
-    limit = rows["inprocess"]["rps"]
+    start = rows["inprocess"]["rps"]
+    end = rows.get("inprocess_end", rows["inprocess"])["rps"]
+    limit = (start + end) / 2  # the ratios use the mean of the limit measured before and after the server phases
+    drift = end / start - 1
     lines = [
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, no GPU; {m['os']}, Python {m['python']}.",
         f"Date: {run['date']}. Commit: {run['commit']}. Model: {run['model']}.",
@@ -75,10 +81,11 @@ def markdown(run: dict) -> str:
         "| server CPU ms/req (entry / model / arbiter) | generator CPU ms/req (share) | other CPU |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|",
     ]
-    for i, key in enumerate(("inprocess", "http", "grpc", "nobatch", "half"), start=1):
+    keys = [k for k in ("inprocess", "nobatch", "http", "grpc", "half", "inprocess_end") if k in rows]
+    for i, key in enumerate(keys, start=1):
         r = rows[key]
-        if key == "inprocess":
-            lines.append(f"| {i} | {r['name']} | {r['rps']:.0f} | 1.00 | | | | | | 64 | | | |")
+        if key.startswith("inprocess"):
+            lines.append(f"| {i} | {r['name']} | {r['rps']:.0f} | {r['rps'] / limit:.2f} | | | | | | 64 | | | |")
             continue
         cpu = r["cpu_ms_per_request"]
         lines.append(
@@ -92,6 +99,10 @@ def markdown(run: dict) -> str:
     http, grpc, nobatch, half = rows["http"]["rps"], rows["grpc"]["rps"], rows["nobatch"]["rps"], rows["half"]
     failed = sum(rows[k]["failed"] for k in ("http", "grpc", "nobatch", "half"))
     lines += [
+        "",
+        f'Rows in the order measured. "of in-process" divides by the mean of rows 1 and {len(keys)} '
+        f"({limit:.0f} req/s); the limit drifted {drift:+.0%} between them"
+        + (": **the machine's speed changed during the run; read ratios with care**." if abs(drift) > DRIFT else "."),
         "",
         "| target | measured | |",
         "|---|---:|---|",
