@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated
 
+import aiohttp
 import bentoml
-import httpx
 import numpy as np
 import soundfile as sf
 from pydantic import BaseModel, Field
@@ -167,7 +167,7 @@ class AudioClassifier:
             return True  # still starting: the startup probe covers this phase
         try:
             return await self.model.is_ready(LIVENESS_TIMEOUT_S)
-        except httpx.TransportError:  # refused or reset: nobody listens
+        except (aiohttp.ClientError, TimeoutError):  # refused, reset or silent: the client is aiohttp's
             return False
 
     @bentoml.api(route="/classify")

@@ -12,7 +12,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 import numpy as np
 
 from audiocore.aggregate import clip_scores, top_k
@@ -182,7 +182,8 @@ def _model_failure(exc: Exception) -> RequestError:
     status = getattr(getattr(exc, "error_code", None), "value", None)
     if status == 503:
         return RequestError("overloaded", "the model service is overloaded; retry with backoff")
-    if isinstance(exc, httpx.TransportError) and not isinstance(exc, httpx.TimeoutException):
+    # The async client behind bentoml.depends is aiohttp's: refused, reset or closed connections, not timeouts.
+    if isinstance(exc, aiohttp.ClientConnectionError) and not isinstance(exc, aiohttp.ServerTimeoutError):
         log.warning("model service unreachable: %r", exc)
         return RequestError("not_ready", "the model service is restarting or unreachable; retry shortly")
     log.error("model service call failed: %r", exc)

@@ -1,12 +1,13 @@
 """The service's feature path equals training's for the same file, and the answer reads the way the API promises."""
 
+import aiohttp
 import numpy as np
 import pytest
 
 from audiocore.decode import decode
 from audiocore.errors import AudioTooLarge, AudioTooLong
 from audiocore.features import ClipFeatures
-from service.pipeline import Limits, Prepared, answer, prepare
+from service.pipeline import Limits, Prepared, _model_failure, answer, prepare
 from tests.conftest import ROOT
 from training.config import load_config
 from training.pipeline import clean_features
@@ -95,3 +96,11 @@ def test_a_request_waits_for_warm_up_then_gives_up_with_not_ready():
         return info.value.code
 
     assert asyncio.run(scenario()) == "not_ready"
+
+
+def test_an_unreachable_model_service_is_a_retryable_503_not_a_500():
+    """A model worker killed or restarting: the entry worker's aiohttp client sees the connection fail."""
+    for exc in (aiohttp.ServerDisconnectedError(), aiohttp.ClientOSError(104, "Connection reset by peer")):
+        err = _model_failure(exc)
+        assert (err.code, err.status.http, err.status.grpc.name) == ("not_ready", 503, "UNAVAILABLE")
+    assert _model_failure(ValueError("a bug")).code == "internal"
