@@ -11,8 +11,6 @@ import csv
 import io
 import json
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -24,7 +22,7 @@ os.environ.setdefault("BENTOML_HOME", tempfile.mkdtemp(prefix="audioclf-bentoml-
 
 import soundfile as sf  # noqa: E402
 
-from tests.servers import Server, TrainedModel, start_server, stop, wait_ready  # noqa: E402
+from tests.servers import Server, TrainedModel, start_server, stop, train_small_model, wait_ready  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -81,10 +79,6 @@ def digit_encodings(digit_wav) -> dict[str, bytes]:
 
 
 # The service fixtures: trained and started at most once per session, whichever test asks first.
-CLIPS_PER_DIGIT_AND_SPEAKER = 10
-EPOCHS = 10
-
-
 @pytest.fixture(scope="session")
 def fsdd_test_clips(fsdd) -> list[tuple[Path, str]]:
     with open(fsdd / "manifest.csv", newline="") as handle:
@@ -94,42 +88,10 @@ def fsdd_test_clips(fsdd) -> list[tuple[Path, str]]:
 @pytest.fixture(scope="session")
 def trained_model(fsdd, fsdd_test_clips, tmp_path_factory) -> TrainedModel:
     """`python -m training train` on a slice of FSDD, registered in this session's BentoML store."""
-    work = tmp_path_factory.mktemp("model")
-    with open(fsdd / "manifest.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    taken: dict[tuple[str, str], int] = {}
-    picked = []
-    for row in rows:  # every test clip, and the first few training clips of each (digit, speaker)
-        if row["split"] != "test":
-            key = (row["label"], row["speaker"])
-            if taken.get(key, 0) == CLIPS_PER_DIGIT_AND_SPEAKER:
-                continue
-            taken[key] = taken.get(key, 0) + 1
-        picked.append({**row, "path": str(fsdd / row["path"])})
-    manifest = work / "manifest.csv"
-    with open(manifest, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(picked)
-    run = work / "run"
-    cmd = [
-        sys.executable,
-        "-m",
-        "training",
-        "train",
-        "--data",
-        str(manifest),
-        "--out",
-        str(run),
-        "--epochs",
-        str(EPOCHS),
-        "--set",
-        "augment.enabled=false",
-        "--set",
-        "fit.tensorboard=false",
-    ]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, f"training failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    try:
+        run = train_small_model(fsdd, tmp_path_factory.mktemp("model"))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
     summary = json.loads((run / "metrics.json").read_text())
     return TrainedModel(
         tag=summary["bentoml_tag"],
