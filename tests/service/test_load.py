@@ -13,12 +13,12 @@ import asyncio
 import logging
 import os
 import time
-import uuid
 
 import aiohttp
 import pytest
-import requests
-from prometheus_client.parser import text_string_to_metric_families
+
+from loadtests.clips import Clip, multipart
+from loadtests.summary import Batches, batch_histogram
 
 pytestmark = pytest.mark.e2e
 log = logging.getLogger(__name__)
@@ -26,33 +26,6 @@ log = logging.getLogger(__name__)
 CLIENTS = int(os.environ.get("AUDIOCLF_LOAD_CLIENTS", "64"))
 REQUESTS_PER_CLIENT = int(os.environ.get("AUDIOCLF_LOAD_REQUESTS", "100"))
 DEADLINE_S = float(os.environ.get("AUDIOCLF_LOAD_DEADLINE_S", "600"))
-
-
-def multipart(data: bytes) -> tuple[bytes, str]:
-    """A ready-made form body, so the client spends its CPU on requests rather than on encoding them."""
-    boundary = uuid.uuid4().hex
-    body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="audio"; filename="clip.wav"\r\n'
-            "Content-Type: audio/wav\r\n\r\n"
-        ).encode()
-        + data
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    return body, f"multipart/form-data; boundary={boundary}"
-
-
-def batch_sizes(server) -> dict[float, float]:
-    """Cumulative bucket counts of BentoML's adaptive batch-size histogram (le -> batches)."""
-    text = requests.get(f"{server.http}/metrics", timeout=30).text
-    buckets: dict[float, float] = {}
-    for family in text_string_to_metric_families(text):
-        if family.name == "bentoml_service_adaptive_batch_size":
-            for s in family.samples:
-                if s.name.endswith("_bucket"):
-                    le = float(s.labels["le"])
-                    buckets[le] = buckets.get(le, 0) + s.value
-    return buckets
 
 
 async def hammer(url: str, bodies: list[tuple[bytes, str]], clients: int, per_client: int, deadline_s: float):
@@ -84,25 +57,23 @@ async def hammer(url: str, bodies: list[tuple[bytes, str]], clients: int, per_cl
 
 
 def test_concurrent_clients_all_succeed_and_share_batches(server, trained_model):
-    bodies = [multipart(path.read_bytes()) for path, _ in trained_model.test_clips[:100]]
-    before = batch_sizes(server)
+    bodies = [multipart(Clip(path.name, path.read_bytes(), "audio/wav")) for path, _ in trained_model.test_clips[:100]]
+    before = batch_histogram(server.http)
     started = time.monotonic()
     done, failures = asyncio.run(hammer(f"{server.http}/classify", bodies, CLIENTS, REQUESTS_PER_CLIENT, DEADLINE_S))
     elapsed = time.monotonic() - started
-    after = batch_sizes(server)
-    batches = {le: after[le] - before.get(le, 0) for le in after}
-    total = batches[float("inf")]
+    batches = Batches.between(before, batch_histogram(server.http))
     log.info(
         "load: %d requests in %.0f s (%.0f/s), %d failed; %d batches, mean %.1f clips, %s",
         done,
         elapsed,
         done / elapsed,
         sum(failures.values()),
-        total,
-        done / max(total, 1),
-        {le: n for le, n in batches.items() if n},
+        batches.batches,
+        batches.mean,
+        batches.buckets,
     )
     assert done == CLIENTS * REQUESTS_PER_CLIENT, f"only {done} requests in the {DEADLINE_S:.0f} s bound"
     assert not failures, failures
-    assert total - batches[1.0] > 0, f"no batch held more than one clip: {batches}"
+    assert batches.batches - batches.buckets.get("<=1", 0) > 0, f"no batch held more than one clip: {batches}"
     assert server.ready()
