@@ -20,18 +20,24 @@ class ModelUnusable(RuntimeError):
     """The model named by AUDIOCLF_MODEL_TAG cannot be served; the message says why and what to do."""
 
 
-def check(tag: str) -> Path:
-    """The model's folder in the store; ModelUnusable when it is missing or damaged."""
+def locate(tag: str) -> tuple[str, Path]:
+    """A store tag ('audio_classifier:latest') -> (its exact tag, its folder); ModelUnusable when it is missing."""
     import bentoml
 
     try:
-        folder = Path(bentoml.models.get(tag).path)
+        stored = bentoml.models.get(tag)
     except bentoml.exceptions.NotFound:
         raise ModelUnusable(
             f"model {tag!r} is not in the BentoML store (BENTOML_HOME="
             f"{os.environ.get('BENTOML_HOME', '~/bentoml')}); train one with `python -m training train` "
             "or set AUDIOCLF_MODEL_TAG"
         ) from None
+    return str(stored.tag), Path(stored.path)
+
+
+def check(tag: str) -> Path:
+    """The model's folder in the store; ModelUnusable when it is missing or damaged."""
+    _, folder = locate(tag)
     try:
         artifact.read_metadata(folder)
     except artifact.ArtifactError as exc:

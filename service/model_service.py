@@ -5,10 +5,8 @@ the clip is. BentoML's batcher merges the clips of concurrent requests (from eve
 """
 
 import logging
-import os
 import sys
 import time
-from pathlib import Path
 from typing import Annotated
 
 import bentoml
@@ -17,7 +15,7 @@ from bentoml.validators import ContentType, DType
 from pydantic import BaseModel, Field
 
 from audiocore import artifact
-from service import lifecycle, metrics
+from service import lifecycle, metrics, model_check
 from service.batching import cap_batch_wait
 from service.settings import get_settings
 
@@ -44,18 +42,6 @@ class ModelInfo(BaseModel):
     labels: list[str]
     features: dict
     metrics: dict = Field(default_factory=dict)
-
-
-def resolve(tag: str) -> tuple[str, Path]:
-    """A store tag ('audio_classifier:latest') -> (its exact tag, its folder); a clear error when it is missing."""
-    try:
-        stored = bentoml.models.get(tag)
-    except bentoml.exceptions.NotFound as exc:
-        raise RuntimeError(
-            f"model {tag!r} is not in the BentoML store (BENTOML_HOME={os.environ.get('BENTOML_HOME', '~/bentoml')}): "
-            "train one first (python -m training train ...) or set AUDIOCLF_MODEL_TAG"
-        ) from exc
-    return str(stored.tag), Path(stored.path)
 
 
 def _use_gpu_politely() -> None:
@@ -93,7 +79,7 @@ else:
 class ModelService:
     def __init__(self) -> None:
         _use_gpu_politely()
-        self.tag, folder = resolve(settings.model_tag)
+        self.tag, folder = model_check.locate(settings.model_tag)  # checked whole before any worker
         self.model, self.meta = artifact.load(folder)
         self._warm_up()
         metrics.get().model_info(self.tag, self.meta.features.kind)
