@@ -20,6 +20,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from loadtests.procs import tree  # noqa: E402
 from tests.servers import start_server, stop, wait_ready  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -27,8 +28,7 @@ DATA = ROOT.parent / "shared" / "data"
 
 def tree_memory(pid: int) -> tuple[float, float, int]:
     """(RSS MiB, PSS MiB, processes) summed over the process and its descendants."""
-    root = psutil.Process(pid)
-    procs = [root, *root.children(recursive=True)]
+    procs = tree(pid)
     rss = pss = 0
     for proc in procs:
         try:
@@ -41,9 +41,8 @@ def tree_memory(pid: int) -> tuple[float, float, int]:
 
 
 def tree_cpu_seconds(pid: int) -> float:
-    root = psutil.Process(pid)
     total = 0.0
-    for proc in (root, *root.children(recursive=True)):
+    for proc in tree(pid):
         try:
             t = proc.cpu_times()
         except psutil.Error:

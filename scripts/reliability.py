@@ -76,9 +76,11 @@ class RssSampler:
     def now(self) -> int:
         import psutil
 
+        from loadtests.procs import tree
+
         total = 0
         try:
-            procs = [self.root, *self.root.children(recursive=True)]
+            procs = tree(self.root.pid)
         except psutil.Error:
             return 0
         for proc in procs:
