@@ -17,8 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-# Before anything imports bentoml: keep the test store out of ~/bentoml.
+# Before anything imports bentoml: keep the test store out of ~/bentoml; and training's cache of decoded clips and
+# features (training.store) out of ~/.cache.
 os.environ.setdefault("BENTOML_HOME", tempfile.mkdtemp(prefix="audioclf-bentoml-"))
+os.environ.setdefault("AUDIOCLF_CACHE_DIR", tempfile.mkdtemp(prefix="audioclf-cache-"))
 
 import soundfile as sf  # noqa: E402
 

@@ -7,6 +7,8 @@ a fraction of a millisecond instead of librosa.effects' ~5 ms per window. Then S
 Every random choice comes from the `rng` passed in, so a run is reproducible.
 """
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from audiocore.config import FeatureConfig
@@ -105,11 +107,12 @@ def shift_pitch(power: np.ndarray, semitones: float) -> np.ndarray:
 
 
 # Worker-process side of training.pipeline.train_dataset: this module imports no TensorFlow, so spawned
-# workers start fast and small.
+# workers start fast and small. `waveforms` is a training.store.WaveStore (it pickles as a path and the clips'
+# offsets, and reads a clip from disk when indexed), so no worker holds a copy of the data set.
 _WORKER: dict = {}
 
 
-def init_worker(augmenter: Augmenter, waveforms: list[np.ndarray], clip, start, y) -> None:
+def init_worker(augmenter: Augmenter, waveforms: Sequence[np.ndarray], clip, start, y) -> None:
     _WORKER.update(augmenter=augmenter, waveforms=waveforms, clip=clip, start=start, y=y)
 
 

@@ -26,6 +26,12 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, help="shortcut for --set fit.epochs=N")
     p.add_argument("--seed", type=int, help="shortcut for --set seed=N")
     p.add_argument("--no-register", action="store_true", help="do not save into the BentoML model store")
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="shortcut for --set data.cache_dir=DIR: decoded clips and features cached here "
+        "(default $AUDIOCLF_CACHE_DIR or ~/.cache/audioclf/training)",
+    )
 
 
 def _config(args):
@@ -36,6 +42,8 @@ def _config(args):
         overrides.append(f"seed={args.seed}")
     if args.no_register:
         overrides.append("register_model=false")
+    if args.cache_dir is not None:
+        overrides.append(f"data.cache_dir={json.dumps(str(args.cache_dir))}")  # a YAML string, always
     return load_config(args.config, overrides)
 
 

@@ -25,6 +25,11 @@ class DataConfig(_Strict):
     min_clips_per_class: int = Field(5, ge=3)
     skip_bad_files: bool = Field(False, description="Skip unreadable files (listed in the report) instead of failing.")
     max_clip_seconds: float = Field(600.0, gt=0)
+    cache_dir: Path | None = Field(
+        None,
+        description="Where decoded clips and features are cached (keyed by file content and settings, reused by "
+        "later runs and cv folds). None: $AUDIOCLF_CACHE_DIR, else ~/.cache/audioclf/training.",
+    )
 
 
 class AugmentConfig(_Strict):

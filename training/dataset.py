@@ -1,4 +1,4 @@
-"""Labelled clips in: a class-per-folder tree or a CSV manifest -> decoded clips with train/val/test splits.
+"""Labelled clips in: a class-per-folder tree or a CSV manifest -> decoded clips (cached on disk) with splits.
 
 Every problem with the input (missing manifest, unreadable file, a class with too few clips, a single class) is a
 DataError that names the file or class; with `data.skip_bad_files` unreadable files are skipped and listed.
@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
-from audiocore.decode import decode
-from audiocore.errors import AudioError
+from training import store
 from training.config import DataConfig
+from training.store import WaveStore
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
 SPLITS = ("train", "val", "test")
@@ -36,15 +36,16 @@ class Clip:
 
 @dataclass
 class Dataset:
-    """Decoded clips, aligned lists, plus what was skipped and a content fingerprint."""
+    """Decoded clips (on disk, read by index), aligned lists, plus what was skipped and a content fingerprint."""
 
     clips: list[Clip]
-    waveforms: list[np.ndarray]
+    waveforms: WaveStore  # waveforms[i] is clips[i], read from the cache
     labels: list[str]  # sorted class names; a clip's class index is labels.index(clip.label)
     split: dict[str, np.ndarray]  # split name -> clip indices
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     fingerprint: str = ""
     sample_rate: int = 0
+    cache_hit: bool = False  # the decoded clips came from the cache
 
     @property
     def y(self) -> np.ndarray:
@@ -52,7 +53,7 @@ class Dataset:
         return np.array([index[c.label] for c in self.clips], dtype=np.int64)
 
     def durations(self) -> np.ndarray:
-        return np.array([len(w) / self.sample_rate for w in self.waveforms])
+        return self.waveforms.lengths / self.sample_rate
 
 
 def discover(data: Path, group_column: str = "group") -> list[Clip]:
@@ -163,36 +164,36 @@ def _hold_out(pool: np.ndarray, labels: np.ndarray, groups: np.ndarray | None, f
 
 
 def load(data: Path, cfg: DataConfig, sample_rate: int, seed: int) -> Dataset:
-    """Discover, validate, decode (mono, resampled) and split the clips; fingerprint their bytes."""
+    """Discover, validate, decode (mono, resampled) and split the clips; fingerprint their bytes.
+
+    Decoded clips are cached on disk (training.store): memory holds the clip list and an index, not the audio."""
     clips = discover(data, cfg.group_column)
+    digests = store.content_digests([c.path for c in clips])
+    decoded = store.decode_clips(
+        [c.path for c in clips],
+        digests,
+        sample_rate,
+        cfg.max_clip_seconds,
+        cfg.cache_dir or store.default_cache_dir(),
+        stop_at_bad=not cfg.skip_bad_files,
+    )
+    skipped = [(str(clips[i].path), reason) for i, reason in decoded.bad]
+    if skipped and not cfg.skip_bad_files:
+        path, reason = skipped[0]
+        raise DataError(f"{path}: {reason} (set data.skip_bad_files=true to skip such files)")
+    good = [clips[i] for i in decoded.good]
     digest = hashlib.sha256()
-    good, waveforms, skipped = [], [], []
-    for clip in clips:
-        try:
-            raw = clip.path.read_bytes()
-        except OSError as exc:
-            problem = (str(clip.path), f"cannot read file ({exc.strerror})")
-        else:
-            try:
-                audio = decode(raw, sample_rate, max_seconds=cfg.max_clip_seconds, source=str(clip.path))
-            except AudioError as exc:
-                problem = (str(clip.path), f"{exc.code}: {exc.reason}")
-            else:
-                digest.update(f"{clip.label}\0{clip.split}\0{clip.group}\0".encode())
-                digest.update(hashlib.sha256(raw).digest())
-                good.append(clip)
-                waveforms.append(audio.samples)
-                continue
-        if not cfg.skip_bad_files:
-            raise DataError(f"{problem[0]}: {problem[1]} (set data.skip_bad_files=true to skip such files)")
-        skipped.append(problem)
+    for i, clip in zip(decoded.good, good, strict=True):
+        digest.update(f"{clip.label}\0{clip.split}\0{clip.group}\0".encode())
+        digest.update(digests[i])
     labels = check_classes(good, cfg.min_clips_per_class)
     return Dataset(
         clips=good,
-        waveforms=waveforms,
+        waveforms=decoded.waves,
         labels=labels,
         split=assign_splits(good, cfg, seed),
         skipped=skipped,
         fingerprint=digest.hexdigest()[:16],
         sample_rate=sample_rate,
+        cache_hit=not decoded.built,
     )

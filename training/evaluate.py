@@ -11,12 +11,27 @@ from sklearn.metrics import (
 )
 
 from audiocore.aggregate import clip_scores
+from training.windows import Windows
 
 
-def predict_clips(model, X: np.ndarray, window_clip: np.ndarray, clips: np.ndarray, batch_size: int = 256):
-    """Clip probabilities (len(clips), n_classes), in the order of `clips`, by averaging each clip's windows."""
-    probs = model.predict(X, batch_size=batch_size, verbose=0) if len(X) else np.zeros((0, 0))
-    return np.stack([clip_scores(probs[window_clip == c]) for c in clips]) if len(clips) else probs
+def predict_clips(model, X, table: Windows, clips: np.ndarray, batch_size: int = 256, chunk: int = 64 * 256):
+    """Clip probabilities (len(clips), n_classes), in the order of `clips`, by averaging each clip's windows.
+
+    X is an array or a training.store.FeatureStore (window i of `table` at row table.row[i]); it is read and
+    predicted `chunk` windows at a time (a multiple of `batch_size`, so the batches are those of one call)."""
+    if len(table.y) == 0:
+        return np.zeros((0, 0))
+    probs = np.concatenate(
+        [
+            model.predict(X[table.row[lo : lo + chunk]], batch_size=batch_size, verbose=0)
+            for lo in range(0, len(table.y), chunk)
+        ]
+    )
+    # A clip's windows are consecutive in the table: one slice per clip, not one scan of all windows per clip.
+    first = np.flatnonzero(np.r_[True, table.clip[1:] != table.clip[:-1]])
+    ends = np.r_[first[1:], len(table.clip)]
+    bounds = {c: slice(lo, hi) for c, lo, hi in zip(table.clip[first].tolist(), first, ends, strict=True)}
+    return np.stack([clip_scores(probs[bounds[c]]) for c in np.asarray(clips).tolist()])
 
 
 def metrics(y_true: np.ndarray, probs: np.ndarray, labels: list[str]) -> dict:

@@ -1,64 +1,52 @@
-"""Clips -> windows -> tf.data: clean features for evaluation, augmented features on the fly for training.
+"""Windows -> tf.data: clean features for validation, augmented features on the fly for training, batch by batch.
 
-Clean features come from audiocore.features.extract, the exact call the service makes. Training windows are
-re-augmented every epoch; each one's randomness is seeded by (seed, epoch, position), so two runs with the same
+Clean features come from training.windows.clean_features (the exact call the service makes), read back from the
+feature cache (training.store) a batch at a time; nothing holds every window in memory. Training windows are
+re-augmented every epoch; each batch's randomness is seeded by (seed, epoch, batch), so two runs with the same
 seed see the same batches.
 """
 
 import multiprocessing
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from audiocore.config import FeatureConfig
-from audiocore.features import featurize, take_segment, window_starts
 from training.augment import Augmenter, augmented_batch, init_worker
+from training.windows import Windows, clean_features, window_table
+
+__all__ = [
+    "Windows",
+    "balanced_class_weights",
+    "clean_features",  # re-exported: tests/service compare the service's features with training's through it
+    "eval_dataset",
+    "standardisation",
+    "train_dataset",
+    "window_table",
+]
+
+STATS_CHUNK = 2048  # windows read at a time while fitting the standardisation
 
 
-@dataclass(frozen=True)
-class Windows:
-    """One row per model input window: which clip it comes from, where it starts, its label."""
+def standardisation(X, rows: np.ndarray | None = None, chunk: int = STATS_CHUNK) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and variance over all frames of the windows `rows` of X (an array or a FeatureStore;
+    default all), fitted on training data only, reading `chunk` windows at a time.
 
-    clip: np.ndarray
-    start: np.ndarray
-    y: np.ndarray
+    Read in chunks, the float64 sums carried from one chunk to the next row by row: the same additions in the
+    same order as numpy's mean/var over one (frames, features) array, so the same numbers bit for bit."""
+    rows = np.arange(len(X)) if rows is None else np.asarray(rows)
+    n_features = X.shape[-1]
 
+    def carried(total: np.ndarray, f: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        for lo in range(0, len(rows), chunk):
+            flat = f(np.asarray(X[rows[lo : lo + chunk]]).reshape(-1, n_features).astype(np.float64))
+            total = np.concatenate([total[None], flat]).sum(axis=0)
+        return total
 
-def window_table(waveforms: list[np.ndarray], y: np.ndarray, clips: np.ndarray, cfg: FeatureConfig) -> Windows:
-    rows = [(c, s) for c in clips for s in window_starts(len(waveforms[c]), cfg)]
-    clip = np.array([r[0] for r in rows], dtype=np.int64)
-    return Windows(clip=clip, start=np.array([r[1] for r in rows], dtype=np.int64), y=y[clip])
-
-
-def clean_features(waveforms: list[np.ndarray], y: np.ndarray, clips: np.ndarray, cfg: FeatureConfig):
-    """(X windows (n, frames, feats), Windows) for `clips`, computed exactly as the service computes them."""
-    table = window_table(waveforms, y, clips, cfg)
-    if len(table.y) == 0:
-        return np.zeros((0, *cfg.input_shape), dtype=np.float32), table
-    # The service calls extract() per clip; featurize() is per-window by construction, so computing many clips'
-    # windows in one call gives the same numbers (tests/training/test_pipeline.py checks equality) ~6x faster.
-    X = np.concatenate(
-        [
-            featurize(np.stack([take_segment(waveforms[c], int(s), cfg.window_samples) for c, s in chunk]), cfg)
-            for chunk in _chunks(list(zip(table.clip, table.start, strict=True)), 512)
-        ]
-    )
-    if not np.isfinite(X).all():  # decode rejects NaN input, so this would be a bug in feature extraction
-        raise FloatingPointError("non-finite values in extracted features")
-    return X, table
-
-
-def _chunks(items: list, size: int):
-    for lo in range(0, len(items), size):
-        yield items[lo : lo + size]
-
-
-def standardisation(X_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature mean and variance over all training frames (fitted on training data only)."""
-    flat = X_train.reshape(-1, X_train.shape[-1]).astype(np.float64)
-    return flat.mean(axis=0).astype(np.float32), flat.var(axis=0).astype(np.float32)
+    n = len(rows) * X.shape[1]
+    mean = carried(np.zeros(n_features), lambda x: x) / n
+    var = carried(np.zeros(n_features), lambda x: (x - mean) ** 2) / n
+    return mean.astype(np.float32), var.astype(np.float32)
 
 
 def balanced_class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
@@ -69,10 +57,14 @@ def balanced_class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
     return {i: float(len(y) / (n_classes * counts[i])) for i in range(n_classes)}
 
 
+def _signature(X) -> tuple[tf.TensorSpec, tf.TensorSpec]:
+    return tf.TensorSpec((None, *X.shape[1:]), tf.float32), tf.TensorSpec((None,), tf.int64)
+
+
 def train_dataset(
-    X_clean: np.ndarray,
+    X_clean,
     table: Windows,
-    waveforms: list[np.ndarray],
+    waveforms: Sequence[np.ndarray],
     augmenter: Augmenter | None,
     batch_size: int,
     seed: int,
@@ -80,9 +72,11 @@ def train_dataset(
 ) -> tuple[tf.data.Dataset, Callable[[], None]]:
     """Shuffled batches of (features, label), augmented afresh each epoch when `augmenter` is given.
 
-    Augmentation runs in worker processes, not threads: numpy code holding the GIL beside the Keras loop
-    doubled the epoch time on 2 cores. Workers are spawned (TF's threads make fork unsafe) and get the clips
-    once, at start.
+    `X_clean` (an array or a FeatureStore) holds the clean features, window i of `table` at row table.row[i];
+    `waveforms` (a list or a WaveStore) the clips. Augmentation runs in worker processes, not threads: numpy code
+    holding the GIL beside the Keras loop doubled the epoch time on 2 cores. Workers are spawned (TF's threads
+    make fork unsafe); they get the window table and the WaveStore's path and offsets at start, and read each
+    clip from disk when a batch needs it.
 
     Returns the dataset and a function that stops the augmentation workers. Batch b of epoch e is seeded by
     (seed, e, b), so the batches are the same however many workers build them.
@@ -103,14 +97,25 @@ def train_dataset(
         jobs = [(seed, e, b, order[lo : lo + batch_size]) for b, lo in enumerate(range(0, n, batch_size))]
         if pool is None:
             for _, _, _, pos in jobs:
-                yield X_clean[pos], table.y[pos]
+                yield X_clean[table.row[pos]], table.y[pos]
         else:
             yield from pool.imap(augmented_batch, jobs)  # ordered; workers run ahead of training
 
-    signature = (
-        tf.TensorSpec((None, *X_clean.shape[1:]), tf.float32),
-        tf.TensorSpec((None,), tf.int64),
-    )
-    ds = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    ds = tf.data.Dataset.from_generator(batches, output_signature=_signature(X_clean))
     ds = ds.apply(tf.data.experimental.assert_cardinality(-(-n // batch_size))).prefetch(2)
     return ds, (pool.terminate if pool is not None else (lambda: None))
+
+
+def eval_dataset(X, table: Windows, batch_size: int = 32) -> tf.data.Dataset:
+    """(features, label) batches in table order, read from X (an array or a FeatureStore) one batch at a time.
+
+    32 a batch, in order: the batches Keras makes of arrays passed as `validation_data`, so validation figures
+    are those of the in-memory arrays."""
+    n = len(table.y)
+
+    def batches():
+        for lo in range(0, n, batch_size):
+            yield X[table.row[lo : lo + batch_size]], table.y[lo : lo + batch_size]
+
+    ds = tf.data.Dataset.from_generator(batches, output_signature=_signature(X))
+    return ds.apply(tf.data.experimental.assert_cardinality(-(-n // batch_size))).prefetch(2)

@@ -15,12 +15,13 @@ import yaml
 
 from audiocore import artifact
 from training import dataset as data_mod
+from training import store
 from training.augment import Augmenter
 from training.baseline import run_baseline
 from training.config import TrainConfig
 from training.evaluate import metrics, predict_clips
 from training.model import build_model
-from training.pipeline import balanced_class_weights, clean_features, standardisation, train_dataset
+from training.pipeline import balanced_class_weights, eval_dataset, standardisation, train_dataset
 from training.report import write_report
 
 log = logging.getLogger("training")
@@ -80,17 +81,18 @@ def train(data: Path, out: Path, cfg: TrainConfig) -> dict:
     log.info("%d clips, %d classes, splits %s", len(y), len(ds.labels), {k: len(v) for k, v in ds.split.items()})
 
     t = time.perf_counter()
-    feats = {name: clean_features(ds.waveforms, y, idx, fcfg) for name, idx in ds.split.items()}
-    X_train, table_train = feats["train"]
-    mean, var = standardisation(X_train)
+    X, features_cached = store.clip_features(ds.waveforms, fcfg)  # every clip's windows, on disk
+    tables = {name: X.windows(y, idx) for name, idx in ds.split.items()}
+    table_train = tables["train"]
+    mean, var = standardisation(X, table_train.row)
     timing["features_s"] = time.perf_counter() - t
+    log.info("cache %s: decoded clips %s", X.directory.parent, "reused" if ds.cache_hit else "written")
 
     weights = resolve_class_weights(cfg, table_train.y, ds.labels)
     augmenter = Augmenter(cfg.augment, fcfg, mean) if cfg.augment.enabled else None
     train_ds, stop_workers = train_dataset(
-        X_train, table_train, ds.waveforms, augmenter, cfg.fit.batch_size, cfg.seed, cfg.fit.augment_workers
+        X, table_train, ds.waveforms, augmenter, cfg.fit.batch_size, cfg.seed, cfg.fit.augment_workers
     )
-    X_val, table_val = feats["val"]
 
     model = build_model(cfg.model, fcfg.input_shape, len(ds.labels), mean, var)
     model.compile(
@@ -120,7 +122,7 @@ def train(data: Path, out: Path, cfg: TrainConfig) -> dict:
     try:
         history = model.fit(
             train_ds,
-            validation_data=(X_val, table_val.y),
+            validation_data=eval_dataset(X, tables["val"]),
             epochs=cfg.fit.epochs,
             class_weight=weights,
             callbacks=callbacks,
@@ -133,8 +135,7 @@ def train(data: Path, out: Path, cfg: TrainConfig) -> dict:
     t = time.perf_counter()
     results = {}
     for name, idx in ds.split.items():
-        X, table = feats[name]
-        results[name] = metrics(y[idx], predict_clips(model, X, table.clip, idx), ds.labels)
+        results[name] = metrics(y[idx], predict_clips(model, X, tables[name], idx), ds.labels)
     baseline = run_baseline(
         ds.waveforms, y, ds.split, ds.labels, fcfg, balanced=cfg.class_weight == "balanced", seed=cfg.seed
     )
@@ -149,9 +150,14 @@ def train(data: Path, out: Path, cfg: TrainConfig) -> dict:
         "best_epoch": best_epoch,
         "epochs_run": len(hist["val_loss"]),
         "class_weights": {ds.labels[i]: w for i, w in (weights or {}).items()},
-        "data": _data_summary(ds, feats),
+        "data": _data_summary(ds, tables),
         "timing": timing,
         "fingerprint": ds.fingerprint,
+        "cache": {
+            "dir": str(X.directory.parent),
+            "decoded_clips": "reused" if ds.cache_hit else "written",
+            "features": "written" if features_cached else "reused",
+        },
         "config": cfg.model_dump(mode="json"),
         "data_path": str(data),
     }
@@ -181,7 +187,7 @@ def train(data: Path, out: Path, cfg: TrainConfig) -> dict:
     return summary
 
 
-def _data_summary(ds: data_mod.Dataset, feats: dict) -> dict:
+def _data_summary(ds: data_mod.Dataset, tables: dict) -> dict:
     dur = ds.durations()
     per_split = {}
     for name, idx in ds.split.items():
@@ -192,7 +198,7 @@ def _data_summary(ds: data_mod.Dataset, feats: dict) -> dict:
             seconds[ds.clips[i].label] += float(dur[i])
         per_split[name] = {
             "clips": int(len(idx)),
-            "windows": int(len(feats[name][1].y)),
+            "windows": int(len(tables[name].y)),
             "clips_per_class": counts,
             "seconds_per_class": {k: round(v, 1) for k, v in seconds.items()},
         }

@@ -1,4 +1,5 @@
-"""Training-side features equal the serving path, class weights equal scikit-learn's, batches are reproducible."""
+"""Training-side features equal the serving path, class weights equal scikit-learn's, batches are reproducible, and
+the on-disk path (training.store) gives the same statistics and batches as the clips held in memory."""
 
 import numpy as np
 import pytest
@@ -9,17 +10,29 @@ from audiocore.decode import decode
 from audiocore.features import extract
 from training.augment import Augmenter
 from training.config import AugmentConfig
-from training.pipeline import balanced_class_weights, clean_features, standardisation, train_dataset
+from training.pipeline import balanced_class_weights, clean_features, eval_dataset, standardisation, train_dataset
+from training.store import clip_features, content_digests, decode_clips
 
 CFG = FeatureConfig()
 
 
+def clip_paths(fsdd, instrument_flac):
+    return [fsdd / f"recordings/{d}_lucas_{i}.wav" for d in range(4) for i in range(3)] + [instrument_flac]
+
+
 @pytest.fixture(scope="module")
 def clips(fsdd, instrument_flac):
-    waves = [decode(fsdd / f"recordings/{d}_lucas_{i}.wav", 8000).samples for d in range(4) for i in range(3)]
-    waves.append(decode(instrument_flac, 8000).samples)  # a long clip: many windows
+    waves = [decode(p, 8000).samples for p in clip_paths(fsdd, instrument_flac)]  # the last is long: many windows
     y = np.array([d for d in range(4) for _ in range(3)] + [0])
     return waves, y
+
+
+@pytest.fixture(scope="module")
+def stored(fsdd, instrument_flac, tmp_path_factory):
+    """The same clips through the cache: (WaveStore, FeatureStore)."""
+    paths = clip_paths(fsdd, instrument_flac)
+    waves = decode_clips(paths, content_digests(paths), 8000, 600.0, tmp_path_factory.mktemp("cache"), True).waves
+    return waves, clip_features(waves, CFG)[0]
 
 
 def test_clean_features_equal_the_service_path_bit_for_bit(clips):
@@ -69,12 +82,16 @@ def test_clean_batches_are_reproducible_and_reshuffled(clips):
     assert sum(len(yb) for _, yb in a[0]) == len(table.y)
 
 
-def test_augmented_batches_do_not_depend_on_worker_count(clips):
+def test_augmented_batches_do_not_depend_on_worker_count_or_storage(clips, stored):
+    """Same seed, same batches: 1 worker with the clips in memory, 2 workers reading them from the cache."""
     waves, y = clips
     X, table = clean_features(waves, y, np.arange(len(waves)), CFG)
+    disk_waves, features = stored
     aug = Augmenter(AugmentConfig(), CFG, standardisation(X)[0])
     ds1, stop1 = train_dataset(X, table, waves, aug, batch_size=4, seed=9, workers=1)
-    ds2, stop2 = train_dataset(X, table, waves, aug, batch_size=4, seed=9, workers=2)
+    ds2, stop2 = train_dataset(
+        features, features.windows(y, np.arange(len(waves))), disk_waves, aug, batch_size=4, seed=9, workers=2
+    )
     try:
         a, b = batches(ds1, 1), batches(ds2, 1)
     finally:
@@ -84,3 +101,37 @@ def test_augmented_batches_do_not_depend_on_worker_count(clips):
         np.testing.assert_array_equal(xa, xb)
         np.testing.assert_array_equal(ya, yb)
     assert not np.array_equal(a[0][0][0], X[: len(a[0][0][0])])
+
+
+def test_standardisation_read_in_chunks_equals_numpy_over_the_whole_array(clips, stored):
+    waves, y = clips
+    X, _ = clean_features(waves, y, np.arange(len(waves)), CFG)
+    flat = X.reshape(-1, X.shape[-1]).astype(np.float64)
+    expected = flat.mean(axis=0).astype(np.float32), flat.var(axis=0).astype(np.float32)
+    _, features = stored
+    for got in (standardisation(X), standardisation(features, np.arange(len(features)), chunk=3)):
+        np.testing.assert_array_equal(got[0], expected[0])
+        np.testing.assert_array_equal(got[1], expected[1])
+
+
+def test_clean_batches_from_the_cache_equal_batches_from_memory(clips, stored):
+    waves, y = clips
+    X, table = clean_features(waves, y, np.arange(len(waves)), CFG)
+    _, features = stored
+    mem, _ = train_dataset(X, table, waves, None, batch_size=4, seed=3)
+    disk, _ = train_dataset(features, features.windows(y, np.arange(len(waves))), None, None, batch_size=4, seed=3)
+    a, b = batches(mem), batches(disk)
+    for e in range(2):
+        for (xa, ya), (xb, yb) in zip(a[e], b[e], strict=True):
+            np.testing.assert_array_equal(xa, xb)
+            np.testing.assert_array_equal(ya, yb)
+
+
+def test_eval_batches_are_the_windows_in_order(clips, stored):
+    waves, y = clips
+    X, table = clean_features(waves, y, np.arange(len(waves)), CFG)
+    _, features = stored
+    got = [(x.numpy(), t.numpy()) for x, t in eval_dataset(features, features.windows(y, np.arange(len(waves))), 8)]
+    assert [len(t) for _, t in got[:-1]] == [8] * (len(got) - 1)
+    np.testing.assert_array_equal(np.concatenate([x for x, _ in got]), X)
+    np.testing.assert_array_equal(np.concatenate([t for _, t in got]), table.y)

@@ -119,6 +119,7 @@ def test_same_seed_same_metrics(run, slice_manifest, tmp_path):
     assert main(["train", "--data", str(slice_manifest), "--out", str(out), *FAST, "--no-register"]) == 0
     a, b = (json.loads((p / "metrics.json").read_text()) for p in (run, out))
     assert a["history"] == b["history"]
+    assert b["cache"] == {**a["cache"], "decoded_clips": "reused", "features": "reused"}  # nothing decoded twice
     for split in ("train", "val", "test"):
         assert a[split]["accuracy"] == b[split]["accuracy"] and a[split]["loss"] == b[split]["loss"]
 
@@ -169,6 +170,8 @@ def test_leave_one_speaker_out(fsdd, tmp_path):
     for speaker in summary["folds"]:
         m = json.loads((tmp_path / "cv" / speaker / "metrics.json").read_text())
         assert m["data"]["splits"]["test"]["clips"] == 50
+        if speaker != "george":  # the first fold decodes and caches; the others read the cache
+            assert m["cache"]["decoded_clips"] == m["cache"]["features"] == "reused"
     assert summary["worst_test_accuracy"] <= summary["mean_test_accuracy"]
 
 
