@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from training.augment import Augmenter, augmented_batch, init_worker
-from training.windows import Windows, clean_features, window_table
+from training.windows import Windows, clean_features
 
 __all__ = [
     "Windows",
@@ -22,7 +22,6 @@ __all__ = [
     "eval_dataset",
     "standardisation",
     "train_dataset",
-    "window_table",
 ]
 
 STATS_CHUNK = 2048  # windows read at a time while fitting the standardisation
