@@ -1,6 +1,8 @@
 """Training-side features equal the serving path, class weights equal scikit-learn's, batches are reproducible, and
 the on-disk path (training.store) gives the same statistics and batches as the clips held in memory."""
 
+from multiprocessing.pool import ThreadPool
+
 import numpy as np
 import pytest
 from sklearn.utils.class_weight import compute_class_weight
@@ -10,7 +12,14 @@ from audiocore.decode import decode
 from audiocore.features import extract
 from training.augment import Augmenter
 from training.config import AugmentConfig
-from training.pipeline import balanced_class_weights, clean_features, eval_dataset, standardisation, train_dataset
+from training.pipeline import (
+    balanced_class_weights,
+    bounded_imap,
+    clean_features,
+    eval_dataset,
+    standardisation,
+    train_dataset,
+)
 from training.store import clip_features, content_digests, decode_clips
 
 CFG = FeatureConfig()
@@ -135,3 +144,19 @@ def test_eval_batches_are_the_windows_in_order(clips, stored):
     assert [len(t) for _, t in got[:-1]] == [8] * (len(got) - 1)
     np.testing.assert_array_equal(np.concatenate([x for x, _ in got]), X)
     np.testing.assert_array_equal(np.concatenate([t for _, t in got]), table.y)
+
+
+def test_workers_run_a_bounded_number_of_batches_ahead():
+    """The pool is handed a job only when a result is taken: finished batches cannot pile up over an epoch."""
+    handed = []
+
+    def jobs():
+        for j in range(50):
+            handed.append(j)
+            yield j
+
+    with ThreadPool(2) as pool:
+        results = bounded_imap(pool, lambda j: j * j, jobs(), ahead=3)
+        taken = [next(results) for _ in range(10)]
+        assert len(handed) == 10 + 3
+        assert taken + list(results) == [j * j for j in range(50)]
