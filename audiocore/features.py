@@ -86,8 +86,10 @@ def features_from_power(power: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
 
     The dB floor is per window, so a window's features never depend on which other windows were computed with it.
     """
-    # What librosa.feature.melspectrogram(S=power, ...) computes, with the cached filter bank.
-    mel = np.einsum("...ft,mf->...mt", power, _mel_basis(cfg), optimize=True)  # (n, n_mels, frames)
+    # What librosa.feature.melspectrogram(S=power, ...) computes (an einsum), with the cached filter bank, as one
+    # broadcast matrix product: BLAS, 6-16x faster than numpy's einsum for batches of 16-64 windows (same values
+    # for one window; within float32 rounding, ~1e-8 relative, for a batch).
+    mel = np.matmul(_mel_basis(cfg), power)  # (n, n_mels, frames)
     db = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None)
     db = np.maximum(db, db.max(axis=(1, 2), keepdims=True) - cfg.top_db)
     feats = db if cfg.kind == "logmel" else librosa.feature.mfcc(S=db, n_mfcc=cfg.n_mfcc)  # DCT-II, ortho

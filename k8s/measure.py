@@ -3,9 +3,9 @@ the memory of all its processes idle and under load, and the CPU they burn, so r
 
     BENTOML_HOME=... .venv/bin/python k8s/measure.py --tag audio_classifier:latest --clients 16 --seconds 60
 
-Memory is summed over the whole tree (circus arbiter, entry workers, model worker) as RSS and as PSS: RSS counts the
-shared pages of every worker again, PSS splits them, and the cgroup a pod's limit applies to sees about the PSS sum
-plus page cache. Load: real FSDD digits and long instrument clips (the long ones set the peak), over HTTP.
+Memory is summed over the whole tree (circus arbiter and the workers, each with its own model) as RSS and as PSS:
+RSS counts the shared pages of every worker again, PSS splits them, and the cgroup a pod's limit applies to sees
+about the PSS sum plus page cache. Load: real FSDD digits and long instrument clips (the long ones set the peak), over HTTP.
 """
 
 import argparse

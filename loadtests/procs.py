@@ -1,7 +1,8 @@
 """The server's processes by role, for CPU per request and memory per worker (psutil).
 
-`python -m service` execs `bentoml serve` (the arbiter), which starts the model-service worker(s)
-(`--service-name audio_model`) and the entry workers (the others): roles are read from their command lines.
+`python -m service` execs `bentoml serve` (the arbiter), which starts the workers (`_bentoml_impl.worker.service`,
+each a whole server with its own model); any other process in the tree (LitServe's, in the reference row) is an
+"other process". Roles are read from the command lines.
 """
 
 from dataclasses import dataclass
@@ -11,9 +12,11 @@ import psutil
 
 def role(proc: psutil.Process) -> str:
     cmd = " ".join(proc.cmdline())
-    if "_bentoml_impl.worker.service" not in cmd:
+    if "_bentoml_impl.worker.service" in cmd:
+        return "worker"
+    if "bentoml serve" in cmd or "-m service" in cmd:
         return "arbiter"
-    return "model worker" if "--service-name audio_model" in cmd else "entry worker"
+    return "other process"
 
 
 def tree(pid: int) -> list[psutil.Process]:

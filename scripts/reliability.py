@@ -9,7 +9,7 @@ runs, each bounded in count and time:
 1. every hostile input of tests/service/hostile.py over HTTP and gRPC, with the peak RSS of all server processes
    (sampled every 20 ms) while each is answered;
 2. overload: 48 clients past capacity, then 2 (recovery);
-3. an entry worker and then the model worker killed (SIGKILL) under load: requests lost, time to recover;
+3. a worker killed (SIGKILL) under load: requests lost, time to recover;
 4. SIGTERM under load, clients acting as a load balancer (they stop sending once /readyz says 503): when readiness
    dropped, whether every accepted request finished, the exit status;
 5. a missing, a corrupt model.keras and a corrupt metadata.json at start, through `python -m service` and
@@ -222,16 +222,11 @@ def load(server, clients: int, seconds: float, data: bytes, routable=None, max_r
     return out
 
 
-def entry_and_model_pids(arbiter_pid: int) -> tuple[list[int], list[int]]:
+def worker_pids(arbiter_pid: int) -> list[int]:
+    """The server's workers (each a whole server: HTTP, gRPC, model), from their command lines."""
     import psutil
 
-    entry, model = [], []
-    for proc in psutil.Process(arbiter_pid).children():
-        args = proc.cmdline()
-        if "--service-name" in args:
-            name = args[args.index("--service-name") + 1]
-            (entry if name == "audio_classifier" else model).append(proc.pid)
-    return entry, model
+    return [p.pid for p in psutil.Process(arbiter_pid).children() if "--service-name" in p.cmdline()]
 
 
 def until(predicate, timeout_s: float) -> float | None:
@@ -266,10 +261,10 @@ def overload(server) -> list[tuple]:
     ]
 
 
-def kill_worker(proc, server, which: str) -> tuple:
+def kill_worker(proc, server) -> tuple:
     wav = (DATA / "fsdd" / "recordings" / "7_jackson_12.wav").read_bytes()
-    entry, model = entry_and_model_pids(proc.pid)
-    victim = (entry if which == "entry" else model)[0]
+    before = worker_pids(proc.pid)
+    victim = before[0]
     result: dict = {}
     with cf.ThreadPoolExecutor(1) as pool:
         running = pool.submit(load, server, 4, 25, wav)
@@ -279,13 +274,12 @@ def kill_worker(proc, server, which: str) -> tuple:
         result = running.result()
     last = result.get("_last_failure")
     recovered = "no failure" if last is None else f"last failure {last - killed_at:.1f} s after the kill"
-    until(lambda: len(entry_and_model_pids(proc.pid)[0 if which == "entry" else 1]) >= 1, 60)
-    new_entry, new_model = entry_and_model_pids(proc.pid)
+    until(lambda: len(worker_pids(proc.pid)) >= len(before), 60)
     return (
-        f"{which} worker (pid {victim}) SIGKILLed under 4 clients",
+        f"a worker (pid {victim}) SIGKILLed under 4 clients",
         fmt(result),
         lost(result),
-        f"{recovered}; circus restarted it: entry workers {new_entry}, model worker {new_model}",
+        f"{recovered}; circus restarted it: workers {worker_pids(proc.pid)}",
     )
 
 
@@ -461,7 +455,7 @@ def main() -> int:
         print("overload ...", flush=True)
         sections["overload"] = table(("load", "answers"), overload(server))
         print("killed workers ...", flush=True)
-        kills = [kill_worker(proc, server, "entry"), kill_worker(proc, server, "model")]
+        kills = [kill_worker(proc, server)]
         wait_ready(proc, server)
         print("SIGTERM ...", flush=True)
         kills.append(sigterm(proc, server))
@@ -492,7 +486,7 @@ def write_report(out: Path, s: dict, seconds: float) -> None:
 ## Measured
 
 Written by `.venv/bin/python scripts/reliability.py` (`make reliability`) on {datetime.date.today()}, {machine};
-run time {seconds / 60:.1f} min. Server: `python -m service` with {SETTINGS}, 2 entry workers, 1 model worker.
+run time {seconds / 60:.1f} min. Server: `python -m service` with {SETTINGS}, 2 workers (each HTTP, gRPC and the model).
 The machine was shared with other jobs while this ran: memory figures are robust to that, times are not.
 
 ### Hostile input

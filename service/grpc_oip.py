@@ -12,6 +12,7 @@ import asyncio
 import importlib.metadata
 import logging
 import struct
+import time
 from collections.abc import Callable
 
 import grpc
@@ -145,6 +146,17 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         return await self._answer(context, call)
 
     async def ModelInfer(self, request, context):
+        m, started = self._metrics, time.perf_counter()
+        m.in_flight.labels(protocol="grpc").inc()
+        try:
+            return await self._infer(request, context)
+        finally:
+            m.in_flight.labels(protocol="grpc").dec()
+            code = context.code() or grpc.StatusCode.OK
+            m.requests.labels(protocol="grpc", status=code.name).inc()
+            m.request_duration.labels(protocol="grpc").observe(time.perf_counter() - started)
+
+    async def _infer(self, request, context):
         async def call():
             with self._admission.slot():
                 clf = await self._readiness.wait()

@@ -27,7 +27,7 @@ class Metrics:
         )
         self.preprocess = Histogram(
             "audioclf_preprocess_seconds",
-            "Time to decode, resample and compute the features of one clip.",
+            "Time to decode, resample and cut one clip into the model's windows (features are computed per batch).",
             buckets=LATENCY_BUCKETS,
         )
         self.batch_wait = Histogram(
@@ -37,7 +37,9 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
         )
         self.batch_size = Histogram(
-            "audioclf_batch_size", "Clips scored by one model call (the in-process batcher's batch).", buckets=CLIP_BUCKETS
+            "audioclf_batch_size",
+            "Clips scored by one model call (the in-process batcher's batch).",
+            buckets=CLIP_BUCKETS,
         )
         self.model_seconds = Histogram(
             "audioclf_model_seconds",

@@ -1,8 +1,10 @@
-"""One clip's way through the service, the same for HTTP and gRPC: bytes -> audio -> features -> model -> answer.
+"""One clip's way through the service, the same for HTTP and gRPC: bytes -> audio -> windows -> (batched)
+features -> model -> answer.
 
-Decoding and features use audiocore, the code training evaluates with, and the model's own FeatureConfig, so a
-file gets the features it would get in training's evaluation. CPU work runs in a thread pool so that the event
-loop keeps accepting requests (and feeding the batcher) meanwhile.
+Decoding, windowing and features use audiocore, the code training evaluates with, and the model's own
+FeatureConfig, so a file gets the features it would get in training's evaluation. Decoding runs in a thread pool
+so that the event loop keeps accepting requests meanwhile; features and the model run in the worker's scorer
+(service.scorer), batched across requests.
 """
 
 import asyncio
@@ -12,17 +14,17 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import numpy as np
 
 from audiocore.aggregate import clip_scores, top_k
 from audiocore.config import FeatureConfig
 from audiocore.decode import Audio, decode
 from audiocore.errors import AudioError, AudioTooLarge
-from audiocore.features import ClipFeatures, extract
+from audiocore.features import frame
 from service import metrics
 from service.errors import RequestError
-from service.model_service import ClipWindows, ModelInfo
+from service.model import ModelInfo
+from service.scorer import Scorer
 from service.settings import Settings
 
 log = logging.getLogger("audioclf.pipeline")
@@ -41,20 +43,29 @@ class Limits:
 @dataclass(frozen=True)
 class Prepared:
     audio: Audio
-    features: ClipFeatures
+    windows: np.ndarray  # (n, window_samples) waveforms: the model's windows before features
+    starts_s: np.ndarray  # each window's start in the clip, seconds (negative when centred with padding)
+    window_s: float
+
+    @property
+    def ends_s(self) -> np.ndarray:
+        return self.starts_s + self.window_s
 
 
 def prepare(data: bytes, cfg: FeatureConfig, limits: Limits) -> Prepared:
-    """Encoded file -> decoded clip and its window features; raises AudioError saying what is wrong with it."""
+    """Encoded file -> decoded clip cut into the model's windows; raises AudioError saying what is wrong with it.
+    The windows' features are computed by the scorer, batched with other requests' (audiocore.features.featurize,
+    which `extract` uses in training)."""
     if len(data) > limits.max_bytes:
         raise AudioTooLarge(f"the file has {len(data)} bytes; the limit is {limits.max_bytes}")
     audio = decode(data, cfg.sample_rate, max_seconds=limits.max_seconds)
-    return Prepared(audio=audio, features=extract(audio.samples, cfg))
+    windows, starts = frame(audio.samples, cfg)
+    return Prepared(audio=audio, windows=windows, starts_s=starts / cfg.sample_rate, window_s=cfg.window_seconds)
 
 
 def answer(prepared: Prepared, window_probs: np.ndarray, labels: list[str], k: int, segments: bool, tag: str) -> dict:
     """The JSON answer: clip-level top-k (windows averaged, as training evaluates) and optionally every window's."""
-    audio, feats = prepared.audio, prepared.features
+    audio = prepared.audio
     body: dict[str, Any] = {
         "model": tag,
         "predictions": _ranked(clip_scores(window_probs), labels, k),
@@ -70,7 +81,7 @@ def answer(prepared: Prepared, window_probs: np.ndarray, labels: list[str], k: i
                 "end_s": round(min(audio.duration_s, float(end)), 4),
                 "predictions": _ranked(probs, labels, k),
             }
-            for start, end, probs in zip(feats.starts_s, feats.ends_s, window_probs, strict=True)
+            for start, end, probs in zip(prepared.starts_s, prepared.ends_s, window_probs, strict=True)
         ]
     return body
 
@@ -80,12 +91,12 @@ def _ranked(scores: np.ndarray, labels: list[str], k: int) -> list[dict]:
 
 
 class Classifier:
-    """Runs clips through the pipeline with the model service behind `model` (the `bentoml.depends` client)."""
+    """Runs clips through the pipeline: decoded in `executor`, scored by this worker's `scorer`."""
 
-    def __init__(self, model: Any, info: ModelInfo, limits: Limits, default_top_k: int, executor: Executor):
-        self.model = model
+    def __init__(self, scorer: Scorer, info: ModelInfo, limits: Limits, default_top_k: int, executor: Executor):
+        self.scorer = scorer
         self.info = info
-        self.features = FeatureConfig.model_validate(info.features)
+        self.features = info.features
         self.labels = list(info.labels)
         self.limits = limits
         self.default_top_k = default_top_k
@@ -114,14 +125,9 @@ class Classifier:
         return prepared
 
     async def scores(self, clips: list[Prepared]) -> list[np.ndarray]:
-        """Each clip's window probabilities from the model service: one call, through the shared batcher."""
-        sent_at = time.time()
-        jobs = [ClipWindows(windows=clip.features.windows, sent_at=sent_at) for clip in clips]
-        try:
-            probs = await self.model.to_async.predict(jobs)
-        except Exception as exc:  # the client raises BentoMLException subclasses named after HTTP statuses
-            raise _model_failure(exc) from exc
-        return [np.asarray(p) for p in probs]
+        """Each clip's window probabilities, through the worker's batcher (a request's clips may share a batch
+        with each other and with other requests')."""
+        return list(await asyncio.gather(*(self.scorer.scores(clip.windows) for clip in clips)))
 
     async def classify(self, data: bytes, *, k: int, segments: bool = False, record: bool = True) -> dict:
         """One file's answer (HTTP)."""
@@ -131,7 +137,7 @@ class Classifier:
     async def classify_many(
         self, files: list[bytes], *, k: int, segments: bool = False, record: bool = True, name: str | None = "audio"
     ) -> list[dict]:
-        """Answers for several files (a gRPC request): prepared concurrently, scored in one model-service call.
+        """Answers for several files (a gRPC request): prepared concurrently, scored through the batcher.
         If any file is unusable the whole request fails with the first such file's reason, naming it."""
         where = [f"{name}[{i}]" if name else None for i in range(len(files))]
         prepared = await asyncio.gather(
@@ -174,17 +180,3 @@ class Readiness:
             except TimeoutError:
                 raise RequestError("not_ready", "the model is still loading or warming up; retry shortly") from None
         return self.classifier
-
-
-def _model_failure(exc: Exception) -> RequestError:
-    """The model service's failure as the client sees it: 503 when it shed load or could not be reached (a model
-    worker killed or restarting: the request never got an answer, so a retry is safe), 500 for anything else."""
-    status = getattr(getattr(exc, "error_code", None), "value", None)
-    if status == 503:
-        return RequestError("overloaded", "the model service is overloaded; retry with backoff")
-    # The async client behind bentoml.depends is aiohttp's: refused, reset or closed connections, not timeouts.
-    if isinstance(exc, aiohttp.ClientConnectionError) and not isinstance(exc, aiohttp.ServerTimeoutError):
-        log.warning("model service unreachable: %r", exc)
-        return RequestError("not_ready", "the model service is restarting or unreachable; retry shortly")
-    log.error("model service call failed: %r", exc)
-    return RequestError("internal", "the model service failed; see the server log")

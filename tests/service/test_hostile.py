@@ -14,7 +14,7 @@ from tritonclient.utils import InferenceServerException
 
 from service.errors import STATUS
 from service.grpc_oip import message_limit
-from service.http_guard import ENVELOPE_BYTES
+from service.http_api import ENVELOPE_BYTES
 from service.settings import Settings
 from tests.service.hostile import cases
 

@@ -20,6 +20,13 @@ OWN_SERIES = {
     "audioclf_preprocess_seconds": "histogram",
     "audioclf_batch_wait_seconds": "histogram",
     "audioclf_batch_windows": "histogram",
+    "audioclf_batch_size": "histogram",
+    "audioclf_model_seconds": "histogram",
+    "audioclf_requests": "counter",
+    "audioclf_request_duration_seconds": "histogram",
+    "audioclf_requests_in_flight": "gauge",
+    "audioclf_process_cpu_seconds": "counter",
+    "audioclf_process_resident_memory_bytes": "gauge",
     "audioclf_inference_errors": "counter",
     "audioclf_grpc_requests": "counter",
     "audioclf_model_info": "gauge",
@@ -58,11 +65,7 @@ def test_the_services_series_sit_beside_bentomls(exposition, server):
     families = {f.name: f for f in text_string_to_metric_families(exposition)}
     for name, kind in OWN_SERIES.items():
         assert families[name].type == kind, name
-    for name in (
-        "bentoml_service_request",
-        "bentoml_service_request_duration_seconds",
-        "bentoml_service_adaptive_batch_size",
-    ):
+    for name in ("bentoml_service_request", "bentoml_service_request_duration_seconds"):
         assert name in families, name
 
     def value(family: str, sample: str, **labels) -> float:
@@ -74,7 +77,13 @@ def test_the_services_series_sit_beside_bentomls(exposition, server):
     infer = "/inference.GRPCInferenceService/ModelInfer"
     assert value("audioclf_grpc_requests", "audioclf_grpc_requests_total", method=infer, code="OK") >= 1
     assert value("audioclf_batch_wait_seconds", "audioclf_batch_wait_seconds_count") >= 2
+    assert value("audioclf_batch_size", "audioclf_batch_size_count") >= 1
+    assert value("audioclf_batch_size", "audioclf_batch_size_sum") >= 2  # clips scored
     assert value("audioclf_preprocess_seconds", "audioclf_preprocess_seconds_count") >= 2
+    for protocol, status in (("http", "200"), ("http", "422"), ("grpc", "OK")):
+        assert value("audioclf_requests", "audioclf_requests_total", protocol=protocol, status=status) >= 1
+        assert value("audioclf_request_duration_seconds", "audioclf_request_duration_seconds_count", protocol=protocol)
+    assert value("audioclf_process_resident_memory_bytes", "audioclf_process_resident_memory_bytes") > 50 * 2**20
 
 
 def test_a_real_prometheus_scrapes_the_service(server, exposition, tmp_path):
