@@ -5,7 +5,8 @@ the memory of all its processes idle and under load, and the CPU they burn, so r
 
 Memory is summed over the whole tree (circus arbiter and the workers, each with its own model) as RSS and as PSS:
 RSS counts the shared pages of every worker again, PSS splits them, and the cgroup a pod's limit applies to sees
-about the PSS sum plus page cache. Load: real FSDD digits and long instrument clips (the long ones set the peak), over HTTP.
+about the PSS sum plus page cache. Load: real FSDD digits and long instrument clips (the long ones set the peak),
+over HTTP.
 """
 
 import argparse
