@@ -49,10 +49,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(tag: str, log: Path, **settings) -> tuple[subprocess.Popen, Server]:
+def start_server(tag: str, log: Path, extra_env: dict | None = None, **settings) -> tuple[subprocess.Popen, Server]:
+    """`python -m service` with AUDIOCLF_* `settings` (and any `extra_env`), its own process group."""
     http_port, grpc_port = free_port(), free_port()
     env = {
         **os.environ,
+        **(extra_env or {}),
         "AUDIOCLF_MODEL_TAG": tag,
         "AUDIOCLF_HOST": "127.0.0.1",
         "AUDIOCLF_HTTP_PORT": str(http_port),
