@@ -150,6 +150,8 @@ def scraped(server, prometheus, fsdd_test_clips, digit_encodings) -> tuple[float
         load(server, clips, bad)
         time.sleep(3 * SCRAPE_S)
     time.sleep(2 * SCRAPE_S)
+    # the session's server serves the tests after this one: say so here if it did not survive the load
+    assert server.ready(), f"the server is not ready after the load:\n{log_tail(server.log)}"
     return start, time.time()
 
 
