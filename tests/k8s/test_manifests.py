@@ -42,12 +42,15 @@ STACK_ENV = {
 
 
 @cache
-def render(overlay: str) -> list[dict]:
-    out = subprocess.run(
-        [str(KUBECTL), "kustomize", str(K8S / "overlays" / overlay)], capture_output=True, text=True, timeout=60
-    )
+def kustomize(folder: str) -> list[dict]:
+    """`kubectl kustomize k8s/<folder>`, parsed."""
+    out = subprocess.run([str(KUBECTL), "kustomize", str(K8S / folder)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
+
+
+def render(overlay: str) -> list[dict]:
+    return kustomize(f"overlays/{overlay}")
 
 
 def one(docs: list[dict], kind: str) -> dict:
