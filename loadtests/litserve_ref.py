@@ -5,8 +5,9 @@
 `POST /classify` takes the same multipart upload as ours; each inference worker loads our model folder with
 `audiocore.artifact.load` and does what our service does per clip (`audiocore.decode.decode`, then
 `audiocore.features.extract` with the model's FeatureConfig), batches clips with LitServe's own batcher and
-scores all their windows in one Keras call, with TensorFlow's threads set as ours are (`--model-threads`). The
-answer carries the same top-k `predictions`. LitServe is a benchmark/dev dependency only (the `loadtest` extra),
+scores all their windows in one Keras call, with TensorFlow's threads set as ours are (`--model-threads`), after
+the same warm-up as ours (librosa's kernels compiled, the model traced). The answer carries the same top-k
+`predictions`. LitServe is a benchmark/dev dependency only (the `loadtest` extra),
 never part of the service or the Bento. Health: `GET /health`.
 """
 
@@ -32,6 +33,12 @@ class AudioAPI(ls.LitAPI):
 
         self.model, meta = artifact.load(self.folder)
         self.cfg, self.labels = meta.features, list(meta.labels)
+        # As ours does before it is ready: compile librosa's kernels and trace the model on a clip.
+        from audiocore.features import extract
+
+        tone = 0.3 * np.sin(np.linspace(0, 2 * np.pi * 440, self.cfg.sample_rate)).astype(np.float32)
+        for n in (1, 2, 3, 8):
+            self.predict([extract(tone, self.cfg).windows] * n)
 
     def decode_request(self, request) -> np.ndarray:
         from audiocore.decode import decode
