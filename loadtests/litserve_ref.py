@@ -84,7 +84,8 @@ def main(argv: list[str]) -> int:
         batch_timeout=args.timeout_ms / 1000,
     )
     server = ls.LitServer(api, accelerator="cpu", workers_per_device=args.workers, timeout=60)
-    server.run(host=args.host, port=args.port, generate_client_file=False, log_level="warning")
+    # LitServe's default log level (uvicorn logs every request, as BentoML does ours)
+    server.run(host=args.host, port=args.port, generate_client_file=False, log_level="info")
     return 0
 
 

@@ -81,6 +81,9 @@ def _warmup_clip() -> bytes:
     workers=settings.workers,
     traffic={"timeout": settings.request_timeout_s},
     http={"host": settings.host, "port": settings.http_port},
+    # BentoML's OpenTelemetry middleware creates a span per request even with no exporter configured (py-spy: a
+    # fifth of a worker's request-handling CPU under load); classification routes are traced on request only.
+    tracing={} if settings.tracing else {"excluded_urls": list(http_api.ROUTES)},
 )
 class AudioClassifier:
     def __init__(self) -> None:

@@ -29,6 +29,7 @@ from service.admission import Admission
 from service.errors import RETRY_AFTER_S, RequestError
 from service.pipeline import Readiness
 
+ROUTES = ("/classify",)  # the classification routes this app serves (BentoML's own stay as they are)
 ENVELOPE_BYTES = 64 * 1024  # multipart boundaries, part headers and the small form fields beside the file
 MAX_FILENAME_BYTES = 200  # longer names are no legitimate client's
 MAX_TOP_K = 1000

@@ -53,3 +53,14 @@ def test_http_and_grpc_cannot_share_a_port(monkeypatch):
     monkeypatch.setenv("AUDIOCLF_GRPC_PORT", "5000")
     with pytest.raises(ValidationError, match="both 5000"):
         Settings()
+
+
+def test_classification_routes_are_traced_only_when_asked(monkeypatch):
+    """BentoML's OpenTelemetry middleware would make a span per request even with no exporter (a fifth of a worker's
+    request CPU): the service config excludes the classification routes unless AUDIOCLF_TRACING is on."""
+    from service import http_api
+    from service.app import AudioClassifier
+
+    assert AudioClassifier.config["tracing"]["excluded_urls"] == list(http_api.ROUTES)
+    monkeypatch.setenv("AUDIOCLF_TRACING", "true")
+    assert Settings().tracing is True
