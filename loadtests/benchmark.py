@@ -28,8 +28,10 @@ from pathlib import Path
 
 import psutil
 
+from devtools import loadgen, procs
+from devtools.server import free_port, start_server, stop, wait_ready
 from loadtests import clips as clipsets
-from loadtests import loadgen, model, oip, procs, report
+from loadtests import model, oip, report
 from loadtests import summary as summaries
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,9 +117,6 @@ def _busy(times) -> float:
 
 
 def serve(tag: str, log: Path, **settings):
-    sys.path.insert(0, str(ROOT))
-    from tests.servers import start_server, wait_ready
-
     proc, server = start_server(tag, log, **settings)
     wait_ready(proc, server)
     return proc, server
@@ -126,8 +125,6 @@ def serve(tag: str, log: Path, **settings):
 def serve_litserve(folder: Path, log: Path, timeout_s: float = 300) -> tuple[subprocess.Popen, str]:
     """The reference peer (loadtests.litserve_ref) on 127.0.0.1 and a free port, once its /health answers 200."""
     import requests
-
-    from tests.servers import free_port
 
     port = free_port()
     command = [sys.executable, "-m", "loadtests.litserve_ref", "--model-dir", str(folder), "--port", str(port)]
@@ -155,24 +152,24 @@ def main(argv: list[str]) -> int:
     load_before = os.getloadavg()
     tag, folder, how = choose_model(args, args.out)
     short = clipsets.short_clips(clipsets.data_dir(args.data))
-    bodies = [clipsets.multipart(c) for c in short]
+    bodies = [loadgen.multipart(c.name, c.data, c.content_type) for c in short]
     payloads = [oip.infer_request(c.data, tag.split(":")[0]) for c in short]
     w, m, n = args.warmup_s, args.measure_s, args.clients
     rows: dict[str, dict] = {}
     memory = []
 
     from loadtests import inprocess
-    from tests.servers import stop
 
     print(f"model {tag} ({how}); {len(short)} FSDD clips; phases of {w:g} s warm-up + {m:g} s", flush=True)
     cores = os.cpu_count() or 1
-    limit, cpu_per_clip = inprocess.limit(folder, [c.data for c in short], cores, 64, w, m)
-    rows["inprocess"] = {
-        "name": f"in-process limit ({cores} processes, batches of 64)",
-        "rps": limit,
-        "cpu_ms_per_clip": 1000 * cpu_per_clip,
-    }
-    print(report.progress(rows["inprocess"]), flush=True)
+
+    def in_process(name: str) -> dict:
+        rps, cpu_per_clip = inprocess.limit(folder, [c.data for c in short], cores, 64, w, m)
+        row = {"name": name, "rps": rps, "cpu_ms_per_clip": 1000 * cpu_per_clip}
+        print(report.progress(row), flush=True)
+        return row
+
+    rows["inprocess"] = in_process(f"in-process limit ({cores} processes, batches of 64)")
 
     # Batching off first and batching on right after, so the pair compared at 64 clients is measured as close
     # together as two servers allow; the in-process limit is measured again at the end, because this machine's
@@ -212,7 +209,7 @@ def main(argv: list[str]) -> int:
                 return await loadgen.closed_loop(client, n, w, m)
 
         async def grpc_closed():
-            async with loadgen.Grpc(server.grpc, payloads, n) as client:
+            async with oip.Grpc(server.grpc, payloads, n) as client:
                 return await loadgen.closed_loop(client, n, w, m)
 
         rows["http"] = phase.run(f"HTTP, {n} clients, batching on", http_closed)
@@ -224,17 +221,11 @@ def main(argv: list[str]) -> int:
                 return await loadgen.open_loop(client, rate, w, m)
 
         rows["half"] = phase.run(f"HTTP, open loop at {rate:.0f} req/s (half of saturation)", http_open)
-        memory = procs.memory(proc.pid)
+        memory = [(m.role, m.pid, m.rss / 2**20, m.uss / 2**20) for m in procs.memory(proc.pid)]
     finally:
         stop(proc)
 
-    end, cpu_per_clip = inprocess.limit(folder, [c.data for c in short], cores, 64, w, m)
-    rows["inprocess_end"] = {
-        "name": f"in-process limit again, at the end ({cores} processes)",
-        "rps": end,
-        "cpu_ms_per_clip": 1000 * cpu_per_clip,
-    }
-    print(report.progress(rows["inprocess_end"]), flush=True)
+    rows["inprocess_end"] = in_process(f"in-process limit again, at the end ({cores} processes)")
 
     run = {
         "machine": report.machine(),

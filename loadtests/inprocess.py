@@ -15,15 +15,15 @@ def _worker(folder: str, clips: list[bytes], batch: int, barrier, warmup_s: floa
     import numpy as np
 
     from audiocore import artifact
-    from audiocore.decode import decode
-    from audiocore.features import featurize, frame
+    from audiocore.clip import prepare
+    from audiocore.features import featurize
 
     model, meta = artifact.load(Path(folder))
     cfg = meta.features
 
     def one_batch(i: int) -> int:
         chosen = [clips[(i + j) % len(clips)] for j in range(batch)]
-        windows = [frame(decode(data, cfg.sample_rate).samples, cfg)[0] for data in chosen]
+        windows = [prepare(data, cfg).windows for data in chosen]
         model.predict_on_batch(featurize(np.concatenate(windows), cfg))
         return len(chosen)
 

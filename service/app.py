@@ -25,13 +25,14 @@ import bentoml
 import numpy as np
 import soundfile as sf
 
+from audiocore.clip import Limits
 from service import http_api, metrics, model_check
 from service.admission import Admission
 from service.errors import STATUS
 from service.grpc_oip import GrpcServer
 from service.lifecycle import Drain
 from service.model import ServedModel
-from service.pipeline import Classifier, Limits, Readiness
+from service.pipeline import Classifier, Readiness
 from service.scorer import Scorer
 from service.settings import get_settings
 
@@ -143,9 +144,8 @@ class AudioClassifier:
                 max_wait_s=settings.max_batch_wait_ms / 1000,
                 max_queue_s=settings.max_latency_ms / 1000,
             )
-            clf = Classifier(
-                self._scorer, model.info, Limits.from_settings(settings), settings.default_top_k, self._executor
-            )
+            limits = Limits(max_bytes=settings.max_upload_bytes, max_seconds=settings.max_audio_seconds)
+            clf = Classifier(self._scorer, model.info, limits, settings.default_top_k, self._executor)
             clip = _warmup_clip()
             for _ in range(WARMUP_CALLS):
                 await clf.classify(clip, k=1, record=False)

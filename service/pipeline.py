@@ -11,56 +11,19 @@ import asyncio
 import logging
 import time
 from concurrent.futures import Executor
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from audiocore.aggregate import clip_scores, top_k
-from audiocore.config import FeatureConfig
-from audiocore.decode import Audio, decode
-from audiocore.errors import AudioError, AudioTooLarge
-from audiocore.features import frame
+from audiocore.clip import Limits, Prepared, prepare
+from audiocore.errors import AudioError
 from service import metrics
 from service.errors import RequestError
 from service.model import ModelInfo
 from service.scorer import Scorer
-from service.settings import Settings
 
 log = logging.getLogger("audioclf.pipeline")
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_bytes: int
-    max_seconds: float
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> "Limits":
-        return cls(max_bytes=settings.max_upload_bytes, max_seconds=settings.max_audio_seconds)
-
-
-@dataclass(frozen=True)
-class Prepared:
-    audio: Audio
-    windows: np.ndarray  # (n, window_samples) waveforms: the model's windows before features
-    starts_s: np.ndarray  # each window's start in the clip, seconds (negative when centred with padding)
-    window_s: float
-
-    @property
-    def ends_s(self) -> np.ndarray:
-        return self.starts_s + self.window_s
-
-
-def prepare(data: bytes, cfg: FeatureConfig, limits: Limits) -> Prepared:
-    """Encoded file -> decoded clip cut into the model's windows; raises AudioError saying what is wrong with it.
-    The windows' features are computed by the scorer, batched with other requests' (audiocore.features.featurize,
-    which `extract` uses in training)."""
-    if len(data) > limits.max_bytes:
-        raise AudioTooLarge(f"the file has {len(data)} bytes; the limit is {limits.max_bytes}")
-    audio = decode(data, cfg.sample_rate, max_seconds=limits.max_seconds)
-    windows, starts = frame(audio.samples, cfg)
-    return Prepared(audio=audio, windows=windows, starts_s=starts / cfg.sample_rate, window_s=cfg.window_seconds)
 
 
 def answer(prepared: Prepared, window_probs: np.ndarray, labels: list[str], k: int, segments: bool, tag: str) -> dict:

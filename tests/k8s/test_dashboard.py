@@ -15,8 +15,8 @@ import pytest
 import requests
 import tritonclient.grpc as triton
 
+from devtools.server import free_port, log_tail
 from tests.k8s.test_manifests import K8S, kustomize, one
-from tests.servers import free_port, log_tail
 
 DASHBOARD = K8S / "monitoring" / "dashboards" / "audioclf.json"
 NAMESPACE, POD = "audioclf", "audio-classifier-0"  # the target labels a ServiceMonitor / PodMonitor would add

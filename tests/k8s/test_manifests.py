@@ -183,7 +183,7 @@ def test_ports_and_probes_match_the_settings(overlay):
     assert c["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
     assert c["startupProbe"]["grpc"] == {"port": grpc_port, "service": OIP_SERVICE}
     startup = c["startupProbe"]
-    assert startup["periodSeconds"] * startup["failureThreshold"] >= 300  # tests/servers.py's READY_TIMEOUT_S
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 300  # devtools.server.READY_TIMEOUT_S
     policy = one(docs, "NetworkPolicy")["spec"]["ingress"][0]["ports"]
     assert {p["port"] for p in policy} == {"http", "grpc"}
     (endpoint,) = one(docs, "ServiceMonitor")["spec"]["endpoints"]

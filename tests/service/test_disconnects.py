@@ -15,7 +15,8 @@ import requests
 import tritonclient.grpc as triton
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from tests.servers import start_server, stop, wait_ready
+from devtools.server import start_server, stop
+from tests.conftest import serving
 
 pytestmark = pytest.mark.e2e
 BOUNDARY = "d1sc0nnect"
@@ -31,7 +32,7 @@ def isolated_server(trained_model, tmp_path_factory):
     tmp.mkdir()
     proc, srv = start_server(trained_model.tag, root / "server.log", extra_env={"TMPDIR": str(tmp)})
     try:
-        wait_ready(proc, srv)
+        serving(proc, srv)
         yield proc, srv, tmp
     finally:
         stop(proc)

@@ -17,7 +17,7 @@ import time
 import aiohttp
 import pytest
 
-from loadtests.clips import Clip, multipart
+from devtools.loadgen import multipart
 from loadtests.summary import Batches, batch_histogram
 
 pytestmark = pytest.mark.e2e
@@ -57,7 +57,7 @@ async def hammer(url: str, bodies: list[tuple[bytes, str]], clients: int, per_cl
 
 
 def test_concurrent_clients_all_succeed_and_share_batches(server, trained_model):
-    bodies = [multipart(Clip(path.name, path.read_bytes(), "audio/wav")) for path, _ in trained_model.test_clips[:100]]
+    bodies = [multipart(path.name, path.read_bytes(), "audio/wav") for path, _ in trained_model.test_clips[:100]]
     before = batch_histogram(server.http)
     started = time.monotonic()
     done, failures = asyncio.run(hammer(f"{server.http}/classify", bodies, CLIENTS, REQUESTS_PER_CLIENT, DEADLINE_S))

@@ -10,7 +10,7 @@ import requests
 import tritonclient.grpc as triton
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.servers import free_port, log_tail
+from devtools.server import free_port, log_tail
 
 pytestmark = pytest.mark.e2e
 

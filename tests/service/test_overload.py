@@ -13,7 +13,8 @@ import pytest
 import requests
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from tests.servers import start_server, stop, wait_ready
+from devtools.server import start_server, stop
+from tests.conftest import serving
 
 pytestmark = pytest.mark.e2e
 BOUNDARY = "x7RkQ"
@@ -24,7 +25,7 @@ def small_server(trained_model, tmp_path_factory):
     log = tmp_path_factory.mktemp("overload") / "server.log"
     proc, srv = start_server(trained_model.tag, log, workers=1, max_concurrency=1, request_timeout_s=5, drain_s=1)
     try:
-        wait_ready(proc, srv)
+        serving(proc, srv)
         yield proc, srv
     finally:
         stop(proc)

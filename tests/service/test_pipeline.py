@@ -6,9 +6,10 @@ import asyncio
 import numpy as np
 import pytest
 
+from audiocore.clip import Limits, Prepared, prepare
 from audiocore.decode import decode
 from audiocore.errors import AudioTooLarge, AudioTooLong
-from service.pipeline import Limits, Prepared, answer, prepare
+from service.pipeline import answer
 from service.scorer import Scorer
 from tests.conftest import ROOT
 from training.config import load_config

@@ -1,7 +1,6 @@
-"""The real server as a process, for tests and scripts: start `python -m service` on 127.0.0.1 and free ports,
-wait until every entry worker is ready, stop its whole process group; and the small FSDD model they serve."""
+"""The real server as a process, for tests and tools: start `python -m service` on 127.0.0.1 and free ports, wait
+until every worker is ready, stop its whole process group."""
 
-import csv
 import os
 import signal
 import socket
@@ -11,21 +10,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
-CLIPS_PER_DIGIT_AND_SPEAKER = 10  # the small model: a slice of FSDD, enough for ~0.9 test accuracy in ~1 min
-EPOCHS = 10
 READY_TIMEOUT_S = 300  # first start on a cold numba cache compiles librosa's kernels (~35 s on 2 cores)
 
 
-@dataclass(frozen=True)
-class TrainedModel:
-    tag: str
-    folder: Path
-    test_accuracy: float
-    test_clips: list[tuple[Path, str]]  # (file, label) of the official test split
+class ServerFailed(RuntimeError):
+    """The server exited or did not become ready in time; the message ends with its log's tail."""
 
 
 @dataclass(frozen=True)
@@ -75,16 +67,16 @@ def start_server(tag: str, log: Path, extra_env: dict | None = None, **settings)
 
 
 def wait_ready(proc: subprocess.Popen, server: Server, timeout_s: float = READY_TIMEOUT_S) -> None:
-    """Until /readyz answers 200 on 20 fresh connections in a row: the kernel hands each to one of the entry
-    workers, and every worker warms up on its own."""
+    """Until /readyz answers 200 on 20 fresh connections in a row: the kernel hands each to one of the workers, and
+    every worker warms up on its own. ServerFailed when the server exits or `timeout_s` passes first."""
     deadline, in_a_row = time.monotonic() + timeout_s, 0
     while time.monotonic() < deadline and in_a_row < 20:
         if proc.poll() is not None:
-            pytest.fail(f"the server exited with {proc.returncode}:\n{log_tail(server.log)}")
+            raise ServerFailed(f"the server exited with {proc.returncode}:\n{log_tail(server.log)}")
         in_a_row = in_a_row + 1 if server.ready() else 0
         time.sleep(0.1 if in_a_row else 1.0)
     if in_a_row < 20:
-        pytest.fail(f"the server was not ready within {timeout_s:.0f} s:\n{log_tail(server.log)}")
+        raise ServerFailed(f"the server was not ready within {timeout_s:.0f} s:\n{log_tail(server.log)}")
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -99,32 +91,3 @@ def stop(proc: subprocess.Popen) -> None:
 
 def log_tail(log: Path, lines: int = 60) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else "(no log)"
-
-
-def train_small_model(fsdd: Path, work: Path) -> Path:
-    """`python -m training train` on every FSDD test clip and the first 10 training clips of each (digit,
-    speaker), 10 epochs, no augmentation; registered in the current BENTOML_HOME. Returns the run folder."""
-    with open(fsdd / "manifest.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    taken: dict[tuple[str, str], int] = {}
-    picked = []
-    for row in rows:
-        if row["split"] != "test":
-            key = (row["label"], row["speaker"])
-            if taken.get(key, 0) == CLIPS_PER_DIGIT_AND_SPEAKER:
-                continue
-            taken[key] = taken.get(key, 0) + 1
-        picked.append({**row, "path": str(fsdd / row["path"])})
-    work.mkdir(parents=True, exist_ok=True)
-    manifest = work / "manifest.csv"
-    with open(manifest, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(picked)
-    run = work / "run"
-    command = [sys.executable, "-m", "training", "train", "--data", str(manifest), "--out", str(run)]
-    command += ["--epochs", str(EPOCHS), "--set", "augment.enabled=false", "--set", "fit.tensorboard=false"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1800)
-    if done.returncode != 0:
-        raise RuntimeError(f"training failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    return run
