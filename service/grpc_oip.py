@@ -14,7 +14,6 @@ from collections.abc import Callable
 
 import grpc
 import numpy as np
-from google.protobuf import json_format
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from tritonclient.grpc import service_pb2, service_pb2_grpc
@@ -91,7 +90,15 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         async def call():
             clf = await self._readiness.wait()
             oip.check_model(self._model_name, clf, request.name, request.version)
-            return json_format.ParseDict(oip.model_metadata(self._model_name, clf), service_pb2.ModelMetadataResponse())
+            meta = oip.model_metadata(self._model_name, clf)
+            tensor = service_pb2.ModelMetadataResponse.TensorMetadata
+            return service_pb2.ModelMetadataResponse(
+                **{
+                    **meta,
+                    "inputs": [tensor(**t) for t in meta["inputs"]],
+                    "outputs": [tensor(**t) for t in meta["outputs"]],
+                }
+            )
 
         return await self._answer(context, call)
 

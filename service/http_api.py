@@ -11,7 +11,8 @@ The handler owns the whole request, so the body is read once, into memory, and p
 
 Every error is JSON `{"error": code, "detail": message}` with the status of service.errors, the reason in the
 `X-Audioclf-Error` header, and counted in `audioclf_inference_errors_total{protocol="http"}`. It is a FastAPI
-app so that BentoML's OpenAPI document (/docs.json) describes the route.
+app so that BentoML's OpenAPI document (/docs.json) describes the route. Steps 1, 2 and 4, the metrics and the
+refusals are `UploadRoute`'s, which OIP inference over REST (service.oip_rest) shares.
 """
 
 import asyncio
