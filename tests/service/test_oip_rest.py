@@ -21,7 +21,7 @@ from tritonclient.utils import InferenceServerException
 from service.errors import STATUS
 from service.grpc_oip import message_limit
 from service.settings import Settings
-from tests.servers import log_tail, start_server, stop, wait_ready
+from tests.servers import log_tail, private_home, start_server, stop, wait_ready
 from tests.service.hostile import cases
 
 pytestmark = pytest.mark.e2e
@@ -346,8 +346,16 @@ def test_the_server_is_still_ready(client, server):
 def own_server(trained_model, tmp_path_factory):
     """1 worker taking 1 request at a time, 5 s request timeout (4 s upload timeout). Readiness over REST is
     sampled from the first answer on, before warm-up is done, until ready."""
-    log = tmp_path_factory.mktemp("oip-rest") / "server.log"
-    proc, srv = start_server(trained_model.tag, log, workers=1, max_concurrency=1, request_timeout_s=5, drain_s=2)
+    folder = tmp_path_factory.mktemp("oip-rest")
+    proc, srv = start_server(
+        trained_model.tag,
+        folder / "server.log",
+        extra_env=private_home(folder),  # the session server's metrics survive this one
+        workers=1,
+        max_concurrency=1,
+        request_timeout_s=5,
+        drain_s=2,
+    )
     url = srv.http.removeprefix("http://")
     seen: list[tuple[bool, bool]] = []
     try:
