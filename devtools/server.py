@@ -2,6 +2,7 @@
 until every worker is ready, stop its whole process group."""
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -64,6 +65,15 @@ def start_server(tag: str, log: Path, extra_env: dict | None = None, **settings)
     )
     handle.close()
     return proc, Server(f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", tag, log, env)
+
+
+def private_home(folder: Path) -> dict:
+    """Environment for a second server beside the session's: its own BENTOML_HOME holding a copy of the current
+    store's models. `bentoml serve` empties $BENTOML_HOME/prometheus_multiproc_dir at start, so a second server on the
+    same home would wipe the first one's metrics."""
+    home = folder / "bentoml"
+    shutil.copytree(Path(os.environ["BENTOML_HOME"]) / "models", home / "models")
+    return {"BENTOML_HOME": str(home)}
 
 
 def wait_ready(proc: subprocess.Popen, server: Server, timeout_s: float = READY_TIMEOUT_S) -> None:

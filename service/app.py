@@ -2,14 +2,15 @@
 
 `bentoml serve service.app:AudioClassifier` starts `AUDIOCLF_WORKERS` processes (one per core by default). Each
 one holds the model (service.model) and its adaptive batcher (service.scorer), serves HTTP `/classify` through a
-lean route mounted on BentoML (service.http_api) and the Open Inference Protocol over gRPC (service.grpc_oip,
-started in the startup hook on the same event loop; SO_REUSEPORT lets every worker bind the port). HTTP and gRPC
-requests of a worker share its batcher, so concurrent clips are featurised and scored together.
+lean route mounted on BentoML (service.http_api), the Open Inference Protocol over REST on the same app
+(service.oip_rest) and over gRPC (service.grpc_oip, started in the startup hook on the same event loop;
+SO_REUSEPORT lets every worker bind the port). All requests of a worker share its batcher, so concurrent clips are
+featurised and scored together.
 
-Readiness (/readyz, gRPC health, OIP ServerReady) turns true only once the model is loaded and warm-up clips went
-through the whole pipeline: librosa compiles its kernels on the first call, which takes 15-35 s. It turns false
-again at SIGTERM, before the worker stops taking requests (service.lifecycle). /livez fails when the worker's
-scoring thread has died or is stuck.
+Readiness (/readyz, gRPC health, OIP ServerReady over gRPC and REST) turns true only once the model is loaded and
+warm-up clips went through the whole pipeline: librosa compiles its kernels on the first call, which takes 15-35 s.
+It turns false again at SIGTERM, before the worker stops taking requests (service.lifecycle). /livez fails when
+the worker's scoring thread has died or is stuck.
 """
 
 import asyncio
@@ -26,7 +27,7 @@ import numpy as np
 import soundfile as sf
 
 from audiocore.clip import Limits
-from service import http_api, metrics, model_check
+from service import http_api, metrics, model_check, oip, oip_rest
 from service.admission import Admission
 from service.errors import STATUS
 from service.grpc_oip import GrpcServer
@@ -60,11 +61,21 @@ PROCESS_SAMPLE_S = 5.0
 # This worker's state, shared by the HTTP route, the gRPC server and the service instance.
 ADMISSION = Admission(settings.max_concurrency)  # classification requests in progress, HTTP and gRPC together
 READINESS = Readiness(WARMUP_WAIT_S)
+UPLOAD_TIMEOUT_S = 0.8 * settings.request_timeout_s  # a slow upload gets 408 well before the request timeout
 HTTP = http_api.create_app(
     READINESS,
     ADMISSION,
     max_file_bytes=settings.max_upload_bytes,
-    upload_timeout_s=0.8 * settings.request_timeout_s,  # a slow upload gets 408 well before the request timeout
+    upload_timeout_s=UPLOAD_TIMEOUT_S,
+    request_timeout_s=settings.request_timeout_s,
+)
+oip_rest.add_routes(
+    HTTP,
+    READINESS,
+    ADMISSION,
+    settings.model_name,
+    max_body_bytes=oip.request_limit(settings),  # gRPC's message limit: all of a request's files together
+    upload_timeout_s=UPLOAD_TIMEOUT_S,
     request_timeout_s=settings.request_timeout_s,
 )
 
@@ -96,7 +107,7 @@ class AudioClassifier:
                 self.metrics.errors.labels(reason=code, protocol=protocol)
         self._executor = ThreadPoolExecutor(settings.preprocess_threads, thread_name_prefix="preprocess")
         self._grpc = GrpcServer(settings, self.readiness, ADMISSION, self.__is_ready__)
-        self._drain = Drain(settings.drain_s, on_unready=lambda: self._grpc.set_ready(False), on_stop=self._stop_grpc)
+        self._drain = Drain(settings.drain_s, on_unready=self._unready, on_stop=self._stop_grpc)
         self._grpc_stopped: asyncio.Task | None = None
         self._tasks: list[asyncio.Task] = []
         self._scorer: Scorer | None = None
@@ -114,6 +125,10 @@ class AudioClassifier:
         self._drain.install()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._warm_up()), loop.create_task(self._sample_process())]
+
+    async def _unready(self) -> None:
+        self.readiness.draining = True
+        await self._grpc.set_ready(False)
 
     def _stop_grpc(self) -> None:
         """Stop taking gRPC calls; those in flight get up to the request timeout to finish."""
@@ -163,7 +178,7 @@ class AudioClassifier:
         gc.collect()
         gc.freeze()
         self.readiness.set(clf)
-        if not self._drain.draining:
+        if self.readiness.serving:
             await self._grpc.set_ready(True)
         log.info("ready: model %s, warmed up in %.1f s", clf.info.tag, time.monotonic() - started)
 
@@ -174,7 +189,7 @@ class AudioClassifier:
             await asyncio.sleep(PROCESS_SAMPLE_S)
 
     def __is_ready__(self) -> bool:
-        return self.readiness.ready and not self._drain.draining
+        return self.readiness.serving
 
     def __is_alive__(self) -> bool:
         """False once warm-up failed or the scoring thread died or stalled: inside a container BentoML does not

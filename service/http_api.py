@@ -11,15 +11,18 @@ The handler owns the whole request, so the body is read once, into memory, and p
 
 Every error is JSON `{"error": code, "detail": message}` with the status of service.errors, the reason in the
 `X-Audioclf-Error` header, and counted in `audioclf_inference_errors_total{protocol="http"}`. It is a FastAPI
-app so that BentoML's OpenAPI document (/docs.json) describes the route.
+app so that BentoML's OpenAPI document (/docs.json) describes the route. Steps 1, 2 and 4, the metrics and the
+refusals are `UploadRoute`'s, which OIP inference over REST (service.oip_rest) shares.
 """
 
 import asyncio
+import logging
 import time
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.datastructures import Headers, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
@@ -29,11 +32,14 @@ from service.admission import Admission
 from service.errors import RETRY_AFTER_S, RequestError
 from service.pipeline import Readiness
 
-ROUTES = ("/classify",)  # the classification routes this app serves (BentoML's own stay as they are)
+log = logging.getLogger("audioclf.http")
+
+ROUTES = ("/classify", "/v2/")  # this app's routes (/classify, OIP over REST): BentoML's own stay as they are
 ENVELOPE_BYTES = 64 * 1024  # multipart boundaries, part headers and the small form fields beside the file
 MAX_FILENAME_BYTES = 200  # longer names are no legitimate client's
 MAX_TOP_K = 1000
 REASON_HEADER = "X-Audioclf-Error"
+T = TypeVar("T")
 _TRUE = {"true", "1", "yes", "on", "t", "y"}
 _FALSE = {"false", "0", "no", "off", "f", "n", ""}
 
@@ -120,7 +126,98 @@ def create_app(
     return app
 
 
-class ClassifyRoute:
+class UploadRoute:
+    """What every route that classifies an uploaded body shares (`/classify` here, OIP inference in
+    service.oip_rest): the protocol's request metrics, an admission slot, the body within its size limit and the
+    upload timeout, the classification within the request timeout, and refusals with their status and headers.
+    A route implements `answer` (and says how its error bodies look)."""
+
+    protocol = "http"  # the `protocol` label of its metrics
+
+    def __init__(
+        self,
+        readiness: Readiness,
+        admission: Admission,
+        max_body_bytes: int,
+        upload_timeout_s: float,
+        request_timeout_s: float,
+    ):
+        self.readiness = readiness
+        self.admission = admission
+        self.max_body = max_body_bytes
+        self.upload_timeout_s = upload_timeout_s
+        self.request_timeout_s = request_timeout_s
+        self.metrics = metrics.get()
+
+    async def handle(self, request: Request) -> Response:
+        m, protocol = self.metrics, self.protocol
+        started = time.perf_counter()
+        m.in_flight.labels(protocol=protocol).inc()
+        try:
+            with self.admission.slot():
+                response = await self.answer(request)
+        except RequestError as err:
+            response = self.refusal(err)
+        except Exception:
+            log.exception("%s request failed", protocol)
+            response = self.refusal(RequestError("internal", "internal error; see the server log"))
+        finally:
+            m.in_flight.labels(protocol=protocol).dec()
+        m.requests.labels(protocol=protocol, status=str(response.status_code)).inc()
+        m.request_duration.labels(protocol=protocol).observe(time.perf_counter() - started)
+        return response
+
+    async def answer(self, request: Request) -> Response:
+        raise NotImplementedError
+
+    async def body(self, request: Request) -> bytes:
+        """The whole body: 413 at once when Content-Length exceeds the limit, or as soon as what arrives does;
+        408 when it has not arrived within the upload timeout."""
+        try:
+            async with asyncio.timeout(self.upload_timeout_s):
+                declared = request.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > self.max_body:
+                    raise self.too_large()
+                chunks, seen = [], 0
+                async for chunk in _chunks(request):
+                    seen += len(chunk)
+                    if seen > self.max_body:  # a chunked upload, counted as it arrives
+                        raise self.too_large()
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        except TimeoutError:
+            raise RequestError("upload_timeout", f"the upload took longer than {self.upload_timeout_s:g} s") from None
+
+    async def in_time(self, work: Awaitable[T]) -> T:
+        """`work` (the classification) within the request timeout, else 504."""
+        try:
+            async with asyncio.timeout(self.request_timeout_s):
+                return await work
+        except TimeoutError:
+            raise RequestError("timeout", f"not answered within {self.request_timeout_s:g} s") from None
+
+    def too_large(self) -> RequestError:
+        return RequestError("too_large", f"the request body exceeds the limit of {self.max_body} bytes")
+
+    def error_body(self, err: RequestError) -> dict[str, str]:
+        return err.body()
+
+    def counted(self, err: RequestError) -> bool:
+        """Whether the refusal counts in audioclf_inference_errors_total."""
+        return True
+
+    def refusal(self, err: RequestError) -> JSONResponse:
+        if self.counted(err):
+            self.metrics.errors.labels(reason=err.code, protocol=self.protocol).inc()
+        headers = {REASON_HEADER: err.code}
+        if err.status.http in (429, 503):
+            headers["Retry-After"] = str(RETRY_AFTER_S)
+        if err.code in ("too_large", "upload_timeout", "invalid_form"):
+            headers["Connection"] = "close"  # the rest of the body may never be read: drop the connection
+        return JSONResponse(self.error_body(err), status_code=err.status.http, headers=headers)
+
+
+class ClassifyRoute(UploadRoute):
     def __init__(
         self,
         readiness: Readiness,
@@ -129,62 +226,18 @@ class ClassifyRoute:
         upload_timeout_s: float,
         request_timeout_s: float,
     ):
-        self.readiness = readiness
-        self.admission = admission
+        super().__init__(readiness, admission, max_file_bytes + ENVELOPE_BYTES, upload_timeout_s, request_timeout_s)
         self.max_file = max_file_bytes
-        self.max_body = max_file_bytes + ENVELOPE_BYTES
-        self.upload_timeout_s = upload_timeout_s
-        self.request_timeout_s = request_timeout_s
-        self.metrics = metrics.get()
 
-    async def handle(self, request: Request) -> JSONResponse:
-        m = self.metrics
-        started = time.perf_counter()
-        m.in_flight.labels(protocol="http").inc()
-        try:
-            response = await self._answer(request)
-        except RequestError as err:
-            response = _refusal(err)
-        finally:
-            m.in_flight.labels(protocol="http").dec()
-        m.requests.labels(protocol="http", status=str(response.status_code)).inc()
-        m.request_duration.labels(protocol="http").observe(time.perf_counter() - started)
-        return response
-
-    async def _answer(self, request: Request) -> JSONResponse:
-        with self.admission.slot():
-            try:
-                async with asyncio.timeout(self.upload_timeout_s):
-                    body = await self._body(request)
-            except TimeoutError:
-                raise RequestError(
-                    "upload_timeout", f"the upload took longer than {self.upload_timeout_s:g} s"
-                ) from None
-            audio, top_k, segments = await self._form(request.headers, body)
-            del body
-            clf = await self.readiness.wait()
-            k = clf.top_k(top_k)
-            try:
-                async with asyncio.timeout(self.request_timeout_s):
-                    answer = await clf.classify(audio, k=k, segments=segments)
-            except TimeoutError:
-                raise RequestError("timeout", f"not answered within {self.request_timeout_s:g} s") from None
-        return JSONResponse(answer)
-
-    async def _body(self, request: Request) -> bytes:
-        content_type = request.headers.get("content-type", "")
-        if not content_type.startswith("multipart/form-data"):
+    async def answer(self, request: Request) -> JSONResponse:
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
             raise RequestError("invalid_form", "send the clip as multipart/form-data with a file field named 'audio'")
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body:
-            raise self._too_large()
-        chunks, seen = [], 0
-        async for chunk in _chunks(request):
-            seen += len(chunk)
-            if seen > self.max_body:  # a chunked upload, counted as it arrives
-                raise self._too_large()
-            chunks.append(chunk)
-        return b"".join(chunks)
+        body = await self.body(request)
+        audio, top_k, segments = await self._form(request.headers, body)
+        del body
+        clf = await self.readiness.wait()
+        k = clf.top_k(top_k)
+        return JSONResponse(await self.in_time(clf.classify(audio, k=k, segments=segments)))
 
     async def _form(self, headers: Headers, body: bytes) -> tuple[bytes, int | None, bool]:
         async def stream():
@@ -203,12 +256,12 @@ class ClassifyRoute:
             _check_filename(upload.filename or "")
             data = await upload.read()
             if len(data) > self.max_file:
-                raise self._too_large()
+                raise self.too_large()
             return data, _top_k(form.get("top_k")), _flag(form.get("segments"), "segments")
         finally:
             await form.close()
 
-    def _too_large(self) -> RequestError:
+    def too_large(self) -> RequestError:
         return RequestError("too_large", f"the upload exceeds the limit of {self.max_file} bytes per file")
 
 
@@ -261,13 +314,3 @@ def _check_filename(name: str) -> None:
         raise RequestError("invalid_form", f"the file name is longer than {MAX_FILENAME_BYTES} bytes")
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
         raise RequestError("invalid_form", "the file name contains control characters")
-
-
-def _refusal(err: RequestError) -> JSONResponse:
-    metrics.get().errors.labels(reason=err.code, protocol="http").inc()
-    headers = {REASON_HEADER: err.code}
-    if err.status.http in (429, 503):
-        headers["Retry-After"] = str(RETRY_AFTER_S)
-    if err.code in ("too_large", "upload_timeout", "invalid_form"):
-        headers["Connection"] = "close"  # the rest of the body may never be read: drop the connection
-    return JSONResponse(err.body(), status_code=err.status.http, headers=headers)

@@ -14,7 +14,7 @@ DURATION_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 360
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 WINDOW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 CLIP_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
-PROTOCOLS = ("http", "grpc")
+PROTOCOLS = ("http", "grpc", "rest")  # /classify, OIP over gRPC, OIP over REST
 
 
 class Metrics:
@@ -58,7 +58,8 @@ class Metrics:
         )
         self.requests = Counter(
             "audioclf_requests",
-            "Finished classification requests by protocol and status (HTTP status code, or gRPC status name).",
+            "Finished classification requests by protocol and status (HTTP status code for http and rest, gRPC status "
+            "name for grpc).",
             ["protocol", "status"],
         )
         self.request_duration = Histogram(

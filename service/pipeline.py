@@ -126,11 +126,18 @@ class Readiness:
     def __init__(self, wait_s: float):
         self.classifier: Classifier | None = None
         self.wait_s = wait_s
+        self.draining = False  # set at SIGTERM (service.lifecycle): unready from then on
         self._event = asyncio.Event()
 
     @property
     def ready(self) -> bool:
         return self.classifier is not None
+
+    @property
+    def serving(self) -> bool:
+        """Warmed up and not draining: what every readiness answer reports (/readyz, gRPC health and ServerReady,
+        OIP REST's /v2/health/ready)."""
+        return self.ready and not self.draining
 
     def set(self, classifier: Classifier) -> None:
         self.classifier = classifier

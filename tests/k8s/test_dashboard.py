@@ -1,6 +1,6 @@
 """k8s/monitoring/dashboards/audioclf.json: a Grafana dashboard that provisions as it is (data source variable, stable
 uid, every query on it), and whose every panel query returns data from a real Prometheus that scraped the real service
-under a short load of good and bad HTTP /classify and gRPC ModelInfer requests."""
+under a short load of good and bad HTTP /classify, gRPC ModelInfer and OIP REST inference requests."""
 
 import json
 import math
@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import requests
 import tritonclient.grpc as triton
+import tritonclient.http as triton_http
 
 from devtools.server import free_port, log_tail
 from tests.k8s.test_manifests import K8S, kustomize, one
@@ -76,7 +77,8 @@ def test_dashboard_is_provisioning_ready():
 
 
 def load(server, clips: list[bytes], bad: list[bytes]) -> None:
-    """Bounded: len(clips) good and len(bad) bad requests over each protocol, 4 at a time, each with a timeout."""
+    """Bounded: len(clips) good and len(bad) bad requests over HTTP /classify and gRPC, 4 good and 1 bad over OIP
+    REST, 4 at a time, each with a timeout."""
 
     def http(body: bytes) -> int:
         return requests.post(f"{server.http}/classify", files={"audio": ("a.wav", body)}, timeout=60).status_code
@@ -91,9 +93,21 @@ def load(server, clips: list[bytes], bad: list[bytes]) -> None:
             except triton.InferenceServerException as exc:
                 return exc.status()
 
+    def rest(body: bytes) -> str:
+        with triton_http.InferenceServerClient(server.http.removeprefix("http://"), network_timeout=60) as client:
+            audio = triton_http.InferInput("audio", [1], "BYTES")
+            audio.set_data_from_numpy(np.array([body], dtype=object))
+            try:
+                client.infer("audio_classifier", [audio])
+                return "rest 200"
+            except triton_http.InferenceServerException as exc:
+                return f"rest {exc.status()}"
+
     with ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(http, clips + bad)) + list(pool.map(grpc, clips + bad))
+        answers += list(pool.map(rest, clips[:4] + bad[:1]))  # a few: the by-protocol panels show all three
     assert answers.count(200) == len(clips) and answers.count("OK") == len(clips), answers
+    assert answers.count("rest 200") == 4, answers
 
 
 @pytest.fixture(scope="module")

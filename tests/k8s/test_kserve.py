@@ -117,7 +117,7 @@ def test_inference_service_uses_the_runtime():
     formats = {(f["name"], f.get("version")) for f in runtime["spec"]["supportedModelFormats"]}
     assert (model["modelFormat"]["name"], model["modelFormat"].get("version")) in formats
     assert not any(f.get("autoSelect") for f in runtime["spec"]["supportedModelFormats"])
-    # Open Inference Protocol over gRPC (served today) and REST (the /v2 routes), and the model's choice among them
+    # Open Inference Protocol over gRPC and REST (the /v2 routes), and the model's choice among them
     assert set(runtime["spec"]["protocolVersions"]) == {"grpc-v2", "v2"}
     assert model["protocolVersion"] in runtime["spec"]["protocolVersions"]
     (c,) = runtime["spec"]["containers"]

@@ -272,6 +272,6 @@ def test_adapter_and_hpa_metrics_exist_in_a_real_scrape(server, digit_wav):
     metric = rule["name"]["matches"].strip("^$")
     assert metric in rule["seriesQuery"] and metric in rule["metricsQuery"]
     lines = [ln for ln in scrape.splitlines() if ln.startswith(metric + "{")]
-    for protocol in ("http", "grpc"):  # both protocols count, from the first scrape
+    for protocol in ("http", "grpc", "rest"):  # every protocol counts, from the first scrape
         assert any(f'protocol="{protocol}"' in ln for ln in lines), lines
     assert f"# TYPE {metric} gauge" in scrape
