@@ -2,7 +2,6 @@
 until every worker is ready, stop its whole process group."""
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -43,10 +42,12 @@ def free_port() -> int:
 
 
 def start_server(tag: str, log: Path, extra_env: dict | None = None, **settings) -> tuple[subprocess.Popen, Server]:
-    """`python -m service` with AUDIOCLF_* `settings` (and any `extra_env`), its own process group."""
+    """`python -m service` with AUDIOCLF_* `settings` (and any `extra_env`), its own process group and its own
+    BENTOML_HOME beside the log (see `private_home`)."""
     http_port, grpc_port = free_port(), free_port()
     env = {
         **os.environ,
+        **private_home(log.parent / f"bentoml-{http_port}"),
         **(extra_env or {}),
         "AUDIOCLF_MODEL_TAG": tag,
         "AUDIOCLF_HOST": "127.0.0.1",
@@ -68,12 +69,13 @@ def start_server(tag: str, log: Path, extra_env: dict | None = None, **settings)
 
 
 def private_home(folder: Path) -> dict:
-    """Environment for a second server beside the session's: its own BENTOML_HOME holding a copy of the current
-    store's models. `bentoml serve` empties $BENTOML_HOME/prometheus_multiproc_dir at start, so a second server on the
-    same home would wipe the first one's metrics."""
-    home = folder / "bentoml"
-    shutil.copytree(Path(os.environ["BENTOML_HOME"]) / "models", home / "models")
-    return {"BENTOML_HOME": str(home)}
+    """Environment for a server of its own: a BENTOML_HOME in `folder` whose `models` is the current store's (a
+    symbolic link, read only by the server). `bentoml serve` empties $BENTOML_HOME/prometheus_multiproc_dir at
+    start, so a second server on the same home would wipe the first one's metrics."""
+    store = Path(os.environ.get("BENTOML_HOME", Path.home() / "bentoml")) / "models"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "models").symlink_to(store.resolve(), target_is_directory=True)
+    return {"BENTOML_HOME": str(folder)}
 
 
 def wait_ready(proc: subprocess.Popen, server: Server, timeout_s: float = READY_TIMEOUT_S) -> None:

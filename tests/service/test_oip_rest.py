@@ -18,11 +18,11 @@ import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
+from devtools.server import log_tail, start_server, stop, wait_ready
 from service.errors import STATUS
 from service.grpc_oip import message_limit
 from service.settings import Settings
-from tests.servers import log_tail, private_home, start_server, stop, wait_ready
-from tests.service.hostile import cases
+from devtools.hostile import cases
 
 pytestmark = pytest.mark.e2e
 MODEL = "audio_classifier"
@@ -350,7 +350,6 @@ def own_server(trained_model, tmp_path_factory):
     proc, srv = start_server(
         trained_model.tag,
         folder / "server.log",
-        extra_env=private_home(folder),  # the session server's metrics survive this one
         workers=1,
         max_concurrency=1,
         request_timeout_s=5,
