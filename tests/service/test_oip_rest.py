@@ -18,11 +18,11 @@ import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
+from devtools.hostile import cases
 from devtools.server import log_tail, start_server, stop, wait_ready
 from service.errors import STATUS
 from service.grpc_oip import message_limit
 from service.settings import Settings
-from devtools.hostile import cases
 
 pytestmark = pytest.mark.e2e
 MODEL = "audio_classifier"
