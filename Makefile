@@ -47,7 +47,7 @@ bento: $(STAMP)  ## the Bento, exported with its model to runs/bento: make bento
 	PY=$(PY) bash k8s/build_bento.sh $(or $(VARIANT),cpu) runs/bento $(or $(MODEL),audio_classifier:latest)
 
 reliability: $(STAMP) $(TSTAMP)  ## hostile input, overload, killed workers, SIGTERM, bad models, audits -> docs/reliability.md
-	$(PY) scripts/reliability.py
+	$(PY) -m scripts.reliability
 
 lock:  ## re-resolve the pinned tree after editing pyproject.toml
 	rm -rf /tmp/lockenv && $(PYTHON) -m venv /tmp/lockenv

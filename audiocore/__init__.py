@@ -2,6 +2,11 @@
 
 Training and the service import this package and nothing of each other, so the features a model was trained on
 are, by construction, the features it is served with.
+
+Modules, in the order a clip meets them: decode (bytes or a file -> mono waveform, or a typed error from errors),
+features (waveform -> windows -> MFCC / log-mel), clip (decode -> windows in one call, with size and length limits),
+aggregate (window scores -> the clip's top-k); and config (FeatureConfig), artifact (the model folder: Keras model
++ metadata.json), store (a BentoML tag -> its model folder).
 """
 
 import os

@@ -6,8 +6,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class FeatureConfig(BaseModel):
-    """How a waveform becomes the model's input. Changing any field invalidates a trained model, which is why
-    the whole object is stored in the model's metadata and the service reads it from there."""
+    """How a waveform becomes the model's input. Changing any field but `hop_seconds` invalidates a trained model,
+    which is why the whole object is stored in the model's metadata and the service reads it from there.
+    `hop_seconds` only sets how far apart a long clip's windows are cut (safe to change, as YAMNet's params.py
+    says of its patch hop): each window's features stay what the model learned."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -3,52 +3,32 @@ the memory of all its processes idle and under load, and the CPU they burn, so r
 
     BENTOML_HOME=... .venv/bin/python k8s/measure.py --tag audio_classifier:latest --clients 16 --seconds 60
 
-Memory is summed over the whole tree (circus arbiter, entry workers, model worker) as RSS and as PSS: RSS counts the
-shared pages of every worker again, PSS splits them, and the cgroup a pod's limit applies to sees about the PSS sum
-plus page cache. Load: real FSDD digits and long instrument clips (the long ones set the peak), over HTTP.
+Memory is summed over the whole tree (circus arbiter and the workers, each with its own model) as RSS and as PSS:
+RSS counts the shared pages of every worker again, PSS splits them, and the cgroup a pod's limit applies to sees
+about the PSS sum plus page cache. Load: real FSDD digits and long instrument clips (the long ones set the peak),
+over HTTP.
 """
 
 import argparse
-import itertools
 import sys
 import threading
 import time
 from pathlib import Path
 
 import psutil
-import requests
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from loadtests.procs import tree  # noqa: E402
-from tests.servers import start_server, stop, wait_ready  # noqa: E402
+sys.path.insert(0, str(ROOT))  # run as a file from a checkout: the repository's packages, not the installed ones
+from devtools import loadgen, procs  # noqa: E402
+from devtools.server import start_server, stop, wait_ready  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 
 
 def tree_memory(pid: int) -> tuple[float, float, int]:
     """(RSS MiB, PSS MiB, processes) summed over the process and its descendants."""
-    procs = tree(pid)
-    rss = pss = 0
-    for proc in procs:
-        try:
-            full = proc.memory_full_info()
-        except psutil.Error:
-            continue
-        rss += full.rss
-        pss += getattr(full, "pss", full.rss)
-    return rss / 2**20, pss / 2**20, len(procs)
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    total = 0.0
-    for proc in tree(pid):
-        try:
-            t = proc.cpu_times()
-        except psutil.Error:
-            continue
-        total += t.user + t.system + t.children_user + t.children_system
-    return total
+    rows = procs.memory(pid)
+    return sum(m.rss for m in rows) / 2**20, sum(m.pss for m in rows) / 2**20, len(rows)
 
 
 def main() -> int:
@@ -61,7 +41,7 @@ def main() -> int:
 
     clips = sorted((DATA / "fsdd" / "recordings").glob("*.wav"))[:200]
     clips += sorted((DATA / "instruments").glob("*/*.flac"))[:40]
-    payloads = [(p.name, p.read_bytes()) for p in clips]
+    bodies = [loadgen.multipart(p.name, p.read_bytes()) for p in clips]
     proc, server = start_server(args.tag, args.log)
     try:
         started = time.monotonic()
@@ -71,33 +51,25 @@ def main() -> int:
         rss, pss, n = tree_memory(proc.pid)
         print(f"idle: {n} processes, RSS {rss:.0f} MiB, PSS {pss:.0f} MiB")
 
-        stop_at = time.monotonic() + args.seconds
-        done, failed, peak = [0], [0], [0.0, 0.0]
-        lock = threading.Lock()
-        feed = itertools.cycle(payloads)
+        async def load() -> loadgen.Result:
+            async with loadgen.Http(server.http, bodies, args.clients) as client:
+                return await loadgen.closed_loop(client, args.clients, 0, args.seconds, count_late=True)
 
-        def client() -> None:
-            session = requests.Session()
-            while time.monotonic() < stop_at:
-                with lock:
-                    name, body = next(feed)
-                ok = session.post(f"{server.http}/classify", files={"audio": (name, body)}, timeout=120).ok
-                with lock:
-                    done[0] += ok
-                    failed[0] += not ok
-
-        cpu0, t0 = tree_cpu_seconds(proc.pid), time.monotonic()
-        threads = [threading.Thread(target=client, daemon=True) for _ in range(args.clients)]
-        for t in threads:
-            t.start()
-        while any(t.is_alive() for t in threads):
+        outcome: list[loadgen.Result] = []
+        peak = [0.0, 0.0]
+        cpu0, t0 = procs.CpuSnapshot.take(proc.pid), time.monotonic()
+        runner = threading.Thread(target=lambda: outcome.append(loadgen.timed(load)[0]), daemon=True)
+        runner.start()
+        while runner.is_alive():
             rss, pss, n = tree_memory(proc.pid)
             peak = [max(peak[0], rss), max(peak[1], pss)]
             time.sleep(0.5)
-        cpu = (tree_cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0)
+        cpu = sum(procs.CpuSnapshot.take(proc.pid).by_role_since(cpu0).values()) / (time.monotonic() - t0)
+        result = outcome[0]
         print(
-            f"load: {args.clients} clients x {args.seconds:.0f} s: {done[0]} ok, {failed[0]} failed; "
-            f"peak RSS {peak[0]:.0f} MiB, peak PSS {peak[1]:.0f} MiB; CPU {cpu:.2f} cores on {psutil.cpu_count()}"
+            f"load: {args.clients} clients x {args.seconds:.0f} s: {result.ok} ok, {result.failed + result.shed} "
+            f"failed; peak RSS {peak[0]:.0f} MiB, peak PSS {peak[1]:.0f} MiB; CPU {cpu:.2f} cores on "
+            f"{psutil.cpu_count()}"
         )
         rss, pss, n = tree_memory(proc.pid)
         print(f"after: RSS {rss:.0f} MiB, PSS {pss:.0f} MiB")

@@ -3,11 +3,13 @@
     python -m loadtests.benchmark [--model-tag audio_classifier:latest | --model-dir runs/x/model] [--quick]
 
 On the same cores, one after the other: (1) the in-process limit (decode + features + model in batches of 64, one
-process per core, no server); (2) the real server (`python -m service`) with AUDIOCLF_MAX_BATCH_SIZE=1 (batching
-off) at 64 concurrent HTTP clients; the server with default settings at 64 clients (3) over HTTP and (4) over
-gRPC; (5) latency percentiles under an open-loop constant arrival rate at half of HTTP's throughput; (6) the
-in-process limit again, so that drift of the machine's speed during the run shows;
-and the memory of every worker. All clips are short FSDD digits (<= 1 s: one model window each).
+process per core, no server) and its CPU per clip; (2) the real server (`python -m service`) with
+AUDIOCLF_MAX_BATCH_SIZE=1 (batching off) at 64 concurrent HTTP clients; (3) the reference peer, LitServe doing
+exactly our work (loadtests.litserve_ref: our audiocore and model folder, 2 workers, batch 32, 10 ms) at 64 HTTP
+clients; the server with default settings at 64 clients (4) over HTTP and (5) over gRPC; (6) latency percentiles
+under an open-loop constant arrival rate at half of HTTP's throughput; (7) the in-process limit again, so that
+drift of the machine's speed during the run shows; and the memory of every worker. All clips are short FSDD
+digits (<= 1 s: one model window each).
 
 Prints the table with the machine, date, command and the ratios against the targets; saves it with the raw
 figures under runs/benchmark/<date>/ and, unless --quick or --no-docs, into docs/performance.md between the
@@ -17,14 +19,19 @@ figures under runs/benchmark/<date>/ and, unless --quick or --no-docs, into docs
 import argparse
 import json
 import os
+import signal
+import subprocess
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
 import psutil
 
+from devtools import loadgen, procs
+from devtools.server import free_port, start_server, stop, wait_ready
 from loadtests import clips as clipsets
-from loadtests import loadgen, model, oip, procs, report
+from loadtests import model, oip, report
 from loadtests import summary as summaries
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,18 +72,20 @@ def choose_model(args, out: Path) -> tuple[str, Path, str]:
 
 
 class Phase:
-    """One measured load against a running server: throughput, CPU per request by process role, batches."""
+    """One measured load against a running server: throughput, CPU per request by process role, batches (ours
+    only: `metrics` False for the reference peer, which has no /metrics)."""
 
-    def __init__(self, pid: int, http: str):
-        self.pid, self.http = pid, http
+    def __init__(self, pid: int, http: str, metrics: bool = True):
+        self.pid, self.http, self.metrics = pid, http, metrics
 
     def run(self, name: str, factory) -> dict:
-        hist = summaries.batch_histogram(self.http)
+        hist = summaries.batch_histogram(self.http) if self.metrics else {}
         server_cpu, machine_cpu = procs.CpuSnapshot.take(self.pid), psutil.cpu_times()
         result, wall_s, gen_cpu = loadgen.timed(factory)
         spent = procs.CpuSnapshot.take(self.pid).by_role_since(server_cpu)
         machine = _busy(psutil.cpu_times()) - _busy(machine_cpu)
-        batches = summaries.Batches.between(hist, summaries.batch_histogram(self.http))
+        after = summaries.batch_histogram(self.http) if self.metrics else {}
+        batches = summaries.Batches.between(hist, after)
         requests = max(result.ok + result.failed + result.shed, 1)
         # Whole phase (warm-up included) for CPU, so it is per request over the phase's requests: approximate.
         total_requests = requests * wall_s / result.elapsed_s if result.elapsed_s else requests
@@ -92,6 +101,7 @@ class Phase:
             "p99_ms": result.percentile(99),
             "mean_batch": batches.mean,
             "cpu_ms_per_request": {k: 1000 * v / total_requests for k, v in spent.items()},
+            "server_cpu_ms_per_request": 1000 * sum(spent.values()) / total_requests,
             "generator_cpu_ms_per_request": 1000 * gen_cpu / total_requests,
             "generator_cpu_share": gen_cpu / max(machine, 1e-9),
             "other_cpu_share": max(0.0, machine - gen_cpu - sum(spent.values())) / max(machine, 1e-9),
@@ -107,12 +117,31 @@ def _busy(times) -> float:
 
 
 def serve(tag: str, log: Path, **settings):
-    sys.path.insert(0, str(ROOT))
-    from tests.servers import start_server, wait_ready
-
     proc, server = start_server(tag, log, **settings)
     wait_ready(proc, server)
     return proc, server
+
+
+def serve_litserve(folder: Path, log: Path, timeout_s: float = 300) -> tuple[subprocess.Popen, str]:
+    """The reference peer (loadtests.litserve_ref) on 127.0.0.1 and a free port, once its /health answers 200."""
+    import requests
+
+    port = free_port()
+    command = [sys.executable, "-m", "loadtests.litserve_ref", "--model-dir", str(folder), "--port", str(port)]
+    with open(log, "wb") as handle:
+        proc = subprocess.Popen(command, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+    base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"LitServe exited with {proc.returncode}; see {log}")
+        try:
+            if requests.get(f"{base}/health", timeout=2).status_code == 200:
+                return proc, base
+        except requests.RequestException:
+            pass
+        time.sleep(1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise RuntimeError(f"LitServe was not ready within {timeout_s:.0f} s; see {log}")
 
 
 def main(argv: list[str]) -> int:
@@ -123,20 +152,24 @@ def main(argv: list[str]) -> int:
     load_before = os.getloadavg()
     tag, folder, how = choose_model(args, args.out)
     short = clipsets.short_clips(clipsets.data_dir(args.data))
-    bodies = [clipsets.multipart(c) for c in short]
+    bodies = [loadgen.multipart(c.name, c.data, c.content_type) for c in short]
     payloads = [oip.infer_request(c.data, tag.split(":")[0]) for c in short]
     w, m, n = args.warmup_s, args.measure_s, args.clients
     rows: dict[str, dict] = {}
     memory = []
 
     from loadtests import inprocess
-    from tests.servers import stop
 
     print(f"model {tag} ({how}); {len(short)} FSDD clips; phases of {w:g} s warm-up + {m:g} s", flush=True)
     cores = os.cpu_count() or 1
-    limit = inprocess.limit(folder, [c.data for c in short], cores, 64, w, m)
-    rows["inprocess"] = {"name": f"in-process limit ({cores} processes, batches of 64)", "rps": limit}
-    print(report.progress(rows["inprocess"]), flush=True)
+
+    def in_process(name: str) -> dict:
+        rps, cpu_per_clip = inprocess.limit(folder, [c.data for c in short], cores, 64, w, m)
+        row = {"name": name, "rps": rps, "cpu_ms_per_clip": 1000 * cpu_per_clip}
+        print(report.progress(row), flush=True)
+        return row
+
+    rows["inprocess"] = in_process(f"in-process limit ({cores} processes, batches of 64)")
 
     # Batching off first and batching on right after, so the pair compared at 64 clients is measured as close
     # together as two servers allow; the in-process limit is measured again at the end, because this machine's
@@ -153,6 +186,20 @@ def main(argv: list[str]) -> int:
     finally:
         stop(proc)
 
+    # The reference peer right before our HTTP phase, so the pair is measured as close together as possible.
+    proc, lit = serve_litserve(folder, out / "litserve.log")
+    try:
+
+        async def http_litserve():
+            async with loadgen.Http(lit, bodies, n) as client:
+                return await loadgen.closed_loop(client, n, w, m)
+
+        rows["litserve"] = Phase(proc.pid, lit, metrics=False).run(
+            f"LitServe on our audiocore + model, HTTP, {n} clients", http_litserve
+        )
+    finally:
+        stop(proc)
+
     proc, server = serve(tag, out / "server.log")
     try:
         phase = Phase(proc.pid, server.http)
@@ -162,7 +209,7 @@ def main(argv: list[str]) -> int:
                 return await loadgen.closed_loop(client, n, w, m)
 
         async def grpc_closed():
-            async with loadgen.Grpc(server.grpc, payloads, n) as client:
+            async with oip.Grpc(server.grpc, payloads, n) as client:
                 return await loadgen.closed_loop(client, n, w, m)
 
         rows["http"] = phase.run(f"HTTP, {n} clients, batching on", http_closed)
@@ -174,13 +221,11 @@ def main(argv: list[str]) -> int:
                 return await loadgen.open_loop(client, rate, w, m)
 
         rows["half"] = phase.run(f"HTTP, open loop at {rate:.0f} req/s (half of saturation)", http_open)
-        memory = procs.memory(proc.pid)
+        memory = [(m.role, m.pid, m.rss / 2**20, m.uss / 2**20) for m in procs.memory(proc.pid)]
     finally:
         stop(proc)
 
-    end = inprocess.limit(folder, [c.data for c in short], cores, 64, w, m)
-    rows["inprocess_end"] = {"name": f"in-process limit again, at the end ({cores} processes)", "rps": end}
-    print(report.progress(rows["inprocess_end"]), flush=True)
+    rows["inprocess_end"] = in_process(f"in-process limit again, at the end ({cores} processes)")
 
     run = {
         "machine": report.machine(),
@@ -191,6 +236,7 @@ def main(argv: list[str]) -> int:
         "quick": args.quick,
         "phase_s": {"warmup": w, "measure": m},
         "load_average_before": load_before,
+        "clients": n,
         "rows": rows,
         "memory": memory,
         "wall_s": (datetime.now().astimezone() - started).total_seconds(),

@@ -47,12 +47,3 @@ def long_clips(data: Path, limit: int = 40) -> list[Clip]:
 
 def _clip(path: Path, content_type: str) -> Clip:
     return Clip(name=path.name, data=path.read_bytes(), content_type=content_type)
-
-
-def multipart(clip: Clip, boundary: str = "loadtest-boundary-7d1f0c") -> tuple[bytes, str]:
-    """A ready-made /classify form body, so the load generator spends its CPU on requests, not on encoding."""
-    head = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="audio"; filename="{clip.name}"\r\n'
-        f"Content-Type: {clip.content_type}\r\n\r\n"
-    ).encode()
-    return head + clip.data + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"

@@ -26,6 +26,7 @@ from tritonclient.grpc import service_pb2  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `locust` runs from its own bin/, not the repo
 
+from devtools import loadgen  # noqa: E402
 from loadtests import clips as clipsets  # noqa: E402
 from loadtests import oip  # noqa: E402
 
@@ -80,7 +81,7 @@ class HttpClassifyUser(FastHttpUser, _AudioUser):
 
     def on_start(self) -> None:
         self._setup_clips()
-        self.bodies = {id(c): clipsets.multipart(c) for c in [*self.short, *self.long]}
+        self.bodies = {id(c): loadgen.multipart(c.name, c.data, c.content_type) for c in [*self.short, *self.long]}
 
     @task
     def classify(self) -> None:

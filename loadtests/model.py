@@ -3,10 +3,10 @@ model the tests train, in a private store so that the user's store is left as it
 
 import json
 import os
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from audiocore import store
+from devtools.small_model import train_small_model
 
 
 def use_private_store(folder: Path) -> None:
@@ -16,13 +16,10 @@ def use_private_store(folder: Path) -> None:
 
 
 def in_store(tag: str) -> tuple[str, Path] | None:
-    import bentoml
-
     try:
-        stored = bentoml.models.get(tag)
-    except bentoml.exceptions.NotFound:
+        return store.locate(tag)
+    except store.NotInStore:
         return None
-    return str(stored.tag), Path(stored.path)
 
 
 def register_folder(folder: Path) -> str:
@@ -33,9 +30,6 @@ def register_folder(folder: Path) -> str:
 
 
 def train_small(fsdd: Path, work: Path) -> str:
-    """The tests' small model (tests/servers.py: 10 clips per digit and speaker, 10 epochs, ~1 min)."""
-    sys.path.insert(0, str(ROOT))
-    from tests.servers import train_small_model
-
+    """The tests' small model (devtools.small_model: 10 clips per digit and speaker, 10 epochs, ~1 min)."""
     run = train_small_model(fsdd, work)
     return json.loads((run / "metrics.json").read_text())["bentoml_tag"]

@@ -2,33 +2,18 @@
 and its place in docs/performance.md (between the markers, so the hand-written text around it stays)."""
 
 import math
-import platform
 import subprocess
 from pathlib import Path
 
-import psutil
+from devtools.machine import describe
+from devtools.markdown import table
 
 START, END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def machine() -> dict:
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": model,
-        "cores": psutil.cpu_count(logical=True),
-        "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "gpu": "none",
-    }
+    return {**describe(), "gpu": "none"}
 
 
 def commit() -> str:
@@ -66,6 +51,11 @@ def markdown(run: dict) -> str:
     end = rows.get("inprocess_end", rows["inprocess"])["rps"]
     limit = (start + end) / 2  # the ratios use the mean of the limit measured before and after the server phases
     drift = end / start - 1
+    clip_cpu = [
+        rows[k]["cpu_ms_per_clip"] for k in ("inprocess", "inprocess_end") if "cpu_ms_per_clip" in rows.get(k, {})
+    ]
+    clip_cpu_ms = sum(clip_cpu) / len(clip_cpu) if clip_cpu else float("nan")
+    peer = rows.get("litserve")
     lines = [
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, no GPU; {m['os']}, Python {m['python']}.",
         f"Date: {run['date']}. Commit: {run['commit']}. Model: {run['model']}.",
@@ -75,51 +65,87 @@ def markdown(run: dict) -> str:
     ]
     if run["quick"]:
         lines.append("**--quick run: phases too short for figures to quote.**")
-    lines += [
-        "",
-        "| # | what | req/s | of in-process | p50 ms | p95 ms | p99 ms | failed | shed (503) | mean batch "
-        "| server CPU ms/req (entry / model / arbiter) | generator CPU ms/req (share) | other CPU |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|",
-    ]
-    keys = [k for k in ("inprocess", "nobatch", "http", "grpc", "half", "inprocess_end") if k in rows]
+    header = ["#", "what", "req/s", "of in-process", "of LitServe", "p50 ms", "p95 ms", "p99 ms", "failed"]
+    header += ["shed (503)", "mean batch", "server CPU ms/req (workers / arbiter / other)"]
+    header += ["generator CPU ms/req (share)", "other CPU"]
+    keys = [k for k in ("inprocess", "nobatch", "litserve", "http", "grpc", "half", "inprocess_end") if k in rows]
+    cells = []
     for i, key in enumerate(keys, start=1):
         r = rows[key]
         if key.startswith("inprocess"):
-            lines.append(f"| {i} | {r['name']} | {r['rps']:.0f} | {r['rps'] / limit:.2f} | | | | | | 64 | | | |")
+            per_clip = f"{r.get('cpu_ms_per_clip', float('nan')):.2f} per clip"
+            cells.append([i, r["name"], f"{r['rps']:.0f}", f"{r['rps'] / limit:.2f}", *[""] * 6, 64, per_clip, "", ""])
             continue
         cpu = r["cpu_ms_per_request"]
-        lines.append(
-            f"| {i} | {r['name']} | {r['rps']:.0f} | {r['rps'] / limit:.2f} | {_ms(r['p50_ms'])} | "
-            f"{_ms(r['p95_ms'])} | {_ms(r['p99_ms'])} | {r['failed']} | {r['shed']} | "
-            f"{'1 (off)' if key == 'nobatch' else format(r['mean_batch'], '.1f')} | "
-            f"{cpu.get('entry worker', 0):.1f} / {cpu.get('model worker', 0):.1f} / {cpu.get('arbiter', 0):.1f} | "
-            f"{r['generator_cpu_ms_per_request']:.1f} ({r['generator_cpu_share']:.0%}) | "
-            f"{r['other_cpu_share']:.0%} |"
+        batch = "1 (off)" if key == "nobatch" else "" if key == "litserve" else format(r["mean_batch"], ".1f")
+        of_peer = f"{r['rps'] / peer['rps']:.2f}" if peer and peer["rps"] else ""
+        server_cpu = (
+            f"{r['server_cpu_ms_per_request']:.2f} ({cpu.get('worker', 0):.2f} / {cpu.get('arbiter', 0):.2f} / "
+            f"{cpu.get('other process', 0):.2f})"
         )
-    http, grpc, nobatch, half = rows["http"]["rps"], rows["grpc"]["rps"], rows["nobatch"]["rps"], rows["half"]
-    failed = sum(rows[k]["failed"] for k in ("http", "grpc", "nobatch", "half"))
+        generator = f"{r['generator_cpu_ms_per_request']:.1f} ({r['generator_cpu_share']:.0%})"
+        cells.append(
+            [i, r["name"], f"{r['rps']:.0f}", f"{r['rps'] / limit:.2f}", of_peer, _ms(r["p50_ms"]), _ms(r["p95_ms"])]
+            + [_ms(r["p99_ms"]), r["failed"], r["shed"], batch, server_cpu, generator, f"{r['other_cpu_share']:.0%}"]
+        )
+    lines += ["", table(header, cells, align="llrrrrrrrrrllr")]
+    http, grpc, nobatch, half = rows["http"], rows["grpc"]["rps"], rows["nobatch"]["rps"], rows["half"]
+    ours = ("http", "grpc", "nobatch", "half")
+    failed = sum(rows[k]["failed"] for k in ours)
     lines += [
         "",
         f'Rows in the order measured. "of in-process" divides by the mean of rows 1 and {len(keys)} '
         f"({limit:.0f} req/s); the limit drifted {drift:+.0%} between them"
         + (": **the machine's speed changed during the run; read ratios with care**." if abs(drift) > DRIFT else "."),
         "",
-        "| target | measured | |",
-        "|---|---:|---|",
-        f"| HTTP at saturation >= 0.5 x in-process limit | {http / limit:.2f} | {_verdict(http / limit >= 0.5)} |",
-        f"| gRPC >= HTTP | {grpc / max(http, 1e-9):.2f} x | {_verdict(grpc >= http)} |",
-        f"| batching on >= 2 x batching off at 64 clients | {http / max(nobatch, 1e-9):.2f} x | "
-        f"{_verdict(http >= 2 * nobatch)} |",
-        f"| p99 <= 100 ms at half of saturation (1-s clips) | {_ms(half['p99_ms'])} ms | "
-        f"{_verdict(half['p99_ms'] <= 100)} |",
-        f"| zero failed requests (load shed counted apart) | {failed} failed, "
-        f"{sum(rows[k]['shed'] for k in ('http', 'grpc', 'nobatch', 'half'))} shed | {_verdict(failed == 0)} |",
+    ]
+    targets = []
+    clients = run.get("clients", 64)
+    if peer:
+        ratio = http["rps"] / max(peer["rps"], 1e-9)
+        targets += [
+            [
+                f"HTTP >= 1.0 x LitServe req/s at {clients} clients (aim 1.5 x)",
+                f"{ratio:.2f} x",
+                _verdict(ratio >= 1.0),
+            ],
+            [
+                f"HTTP p99 at {clients} clients <= LitServe's",
+                f"{_ms(http['p99_ms'])} vs {_ms(peer['p99_ms'])} ms",
+                _verdict(http["p99_ms"] <= peer["p99_ms"]),
+            ],
+        ]
+    cpu_ratio = http["server_cpu_ms_per_request"] / clip_cpu_ms
+    targets += [
+        ["gRPC >= HTTP", f"{grpc / max(http['rps'], 1e-9):.2f} x", _verdict(grpc >= http["rps"])],
+        [
+            "p99 <= 100 ms at half of saturation (1-s clips)",
+            f"{_ms(half['p99_ms'])} ms",
+            _verdict(half["p99_ms"] <= 100),
+        ],
+        [
+            "server CPU per HTTP request <= 1.5 x in-process CPU per clip",
+            f"{http['server_cpu_ms_per_request']:.2f} / {clip_cpu_ms:.2f} ms = {cpu_ratio:.2f} x",
+            _verdict(cpu_ratio <= 1.5),
+        ],
+        [
+            "batching on >= 2 x batching off at 64 clients",
+            f"{http['rps'] / max(nobatch, 1e-9):.2f} x",
+            _verdict(http["rps"] >= 2 * nobatch),
+        ],
+        [
+            "zero failed requests in every phase of ours (load shed counted apart)",
+            f"{failed} failed, {sum(rows[k]['shed'] for k in ours)} shed",
+            _verdict(failed == 0),
+        ],
+    ]
+    memory = [[role, pid, f"{rss:.0f}", f"{uss:.0f}"] for role, pid, rss, uss in run["memory"]]
+    lines += [
+        table(["target", "measured", ""], targets, align="lrl"),
         "",
         "Memory after the load (batching on):",
         "",
-        "| process | pid | RSS MiB | USS MiB |",
-        "|---|---:|---:|---:|",
-        *(f"| {role} | {pid} | {rss:.0f} | {uss:.0f} |" for role, pid, rss, uss in run["memory"]),
+        table(["process", "pid", "RSS MiB", "USS MiB"], memory, align="lrrr"),
     ]
     return "\n".join(lines) + "\n"
 

@@ -1,5 +1,5 @@
 """A load run in a few lines: throughput, p50/p95/p99, real failures and load-shed 503s apart, and the batch sizes
-the model service formed (BentoML's `bentoml_service_adaptive_batch_size`, read from /metrics before and after).
+the workers' batchers formed (`audioclf_batch_size`, read from /metrics before and after).
 
     python -m loadtests.summary runs/loadtests/steady   # re-print a finished run's summary
 """
@@ -14,11 +14,11 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 SHED = "load shed"  # the marker the locustfile puts on deliberate 503 / UNAVAILABLE answers
-BATCH_FAMILY = "bentoml_service_adaptive_batch_size"
+BATCH_FAMILY = "audioclf_batch_size"
 
 
 def batch_histogram(http_base: str, timeout_s: float = 30) -> dict[str, float]:
-    """The adaptive batch-size histogram summed over services and methods: {'le=1': n, ..., 'sum': s, 'count': c}."""
+    """The batch-size histogram summed over workers: {'le=1': n, ..., 'sum': s, 'count': c}."""
     text = requests.get(f"{http_base.rstrip('/')}/metrics", timeout=timeout_s).text
     out: dict[str, float] = {}
     for family in text_string_to_metric_families(text):

@@ -7,8 +7,6 @@ skipped unless --force; about an hour on 2 cores.
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -16,6 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a file from a checkout: the repository's packages, not the installed ones
+from devtools import machine  # noqa: E402
+
 DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "runs" / "results"
 PY = sys.executable
@@ -31,20 +32,6 @@ RUNS = {
     "instruments-weighted": INSTRUMENTS,
     "instruments-unweighted": [*INSTRUMENTS, "--set", "class_weight=none"],
 }
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    system = f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
-    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, {system}"
 
 
 def run(name: str, force: bool) -> dict:
@@ -64,7 +51,7 @@ def run(name: str, force: bool) -> dict:
         + f" --out runs/results/{name}",
         "wall_s": time.perf_counter() - t,
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": machine.line(),
     }
     record.write_text(json.dumps(info, indent=2))
     return info

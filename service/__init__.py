@@ -1,9 +1,13 @@
 """The inference service: BentoML over HTTP and gRPC (Open Inference Protocol), adaptive batching, metrics, health.
 
-Modules, in the order a request meets them: settings (environment), app (entry service: HTTP, gRPC start-up,
-readiness), upload_limit (413 before reading), grpc_oip (OIP servicer, health, reflection), pipeline (decode ->
-features -> model -> answer), model_service (the Keras model behind the batcher), errors (reason -> status table),
-metrics (Prometheus series). Serve with `python -m service`.
+Modules, in the order a request meets them: settings (environment), app (the BentoML service: workers, start-up,
+readiness, liveness), http_api (POST /classify, from the raw body to the answer), oip (the Open Inference Protocol's
+model and request checks), oip_rest (OIP over REST on the HTTP app), grpc_oip (OIP servicer, health, reflection),
+admission (per-worker limit on requests in progress), pipeline (audiocore.clip's decode -> windows,
+then scoring and the answer),
+scorer (the in-process batcher: batched features + one model call), model (the Keras model from the store),
+errors (reason -> status table), metrics (Prometheus series), lifecycle (SIGTERM drain), model_check (the model
+checked before any worker starts). Serve with `python -m service`.
 """
 
 import logging

@@ -1,77 +1,83 @@
-"""The entry service: HTTP API, the gRPC server and the CPU half of every request (validate, decode, features).
+"""The BentoML service: every worker is a whole server, from the request's bytes to its answer, in one process.
 
-`bentoml serve service.app:AudioClassifier` runs it with the model service (service.model_service) behind
-`bentoml.depends`, so HTTP and gRPC requests from every entry worker share the model service's one batcher.
-Readiness (/readyz, gRPC health, OIP ServerReady) turns true only once the model answered and a warm-up clip went
-through the whole pipeline: librosa compiles its kernels on the first call, which takes 15-35 s. It turns false
-again at SIGTERM, before the worker stops taking requests (service.lifecycle).
+`bentoml serve service.app:AudioClassifier` starts `AUDIOCLF_WORKERS` processes (one per core by default). Each
+one holds the model (service.model) and its adaptive batcher (service.scorer), serves HTTP `/classify` through a
+lean route mounted on BentoML (service.http_api), the Open Inference Protocol over REST on the same app
+(service.oip_rest) and over gRPC (service.grpc_oip, started in the startup hook on the same event loop;
+SO_REUSEPORT lets every worker bind the port). All requests of a worker share its batcher, so concurrent clips are
+featurised and scored together.
+
+Readiness (/readyz, gRPC health, OIP ServerReady over gRPC and REST) turns true only once the model is loaded and
+warm-up clips went through the whole pipeline: librosa compiles its kernels on the first call, which takes 15-35 s.
+It turns false again at SIGTERM, before the worker stops taking requests (service.lifecycle). /livez fails when
+the worker's scoring thread has died or is stuck.
 """
 
 import asyncio
+import contextlib
+import gc
 import io
 import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Annotated
 
-import aiohttp
 import bentoml
 import numpy as np
 import soundfile as sf
-from pydantic import BaseModel, Field
-from starlette.responses import JSONResponse
 
-from service import metrics, model_check
+from audiocore.clip import Limits
+from service import http_api, metrics, model_check, oip, oip_rest
 from service.admission import Admission
-from service.errors import STATUS, RequestError
+from service.errors import STATUS
 from service.grpc_oip import GrpcServer
-from service.http_guard import REASON_HEADER, HttpGuard
 from service.lifecycle import Drain
-from service.model_service import ModelInfo, ModelService
-from service.pipeline import Classifier, Limits, Readiness
+from service.model import ServedModel
+from service.pipeline import Classifier, Readiness
+from service.scorer import Scorer
 from service.settings import get_settings
 
 log = logging.getLogger("audioclf.app")
 settings = get_settings()
 
-# The model service listens on 127.0.0.1 TCP, not on a Unix socket: at SIGTERM `bentoml serve` deletes the socket
-# files' folder before it stops the workers, so an entry worker draining its requests could no longer connect to the
-# model service (measured: the request in flight got 500). Read by `bentoml serve` after it imported this module.
-os.environ.setdefault("BENTOML_NO_UDS", "1")
+# Every worker accepts HTTP connections from the one listening socket `bentoml serve` shares among them. libuv
+# (uvloop, under uvicorn) accepts every pending connection at each wake-up, so the first worker to wake takes a
+# whole burst: 50 of 64 client connections landed on one of two workers, which then capped throughput and made the
+# p99. With this documented libuv switch a worker accepts one connection per turn and yields, and connections
+# spread over the workers. Read by libuv when the worker starts listening, after this module is imported.
+os.environ.setdefault("UV_TCP_SINGLE_ACCEPT", "1")
 
-# Warm-up: enough model calls for BentoML's batcher to finish measuring its latency model (it makes ~11
-# single-request calls before it batches), on a clip at an odd rate so resampling is compiled too.
-WARMUP_CALLS = 12
+# Warm-up: a few clips at an odd rate, so that resampling and librosa's kernels are compiled before readiness.
+WARMUP_CALLS = 3
 WARMUP_RATE = 22050
 # How long a request that reaches a worker still warming up waits for it before a 503 (the first warm-up of a
 # fresh machine compiles librosa's kernels for ~35 s; later starts take a few seconds).
 WARMUP_WAIT_S = 30.0
-# How long /livez waits for the model service's /readyz before calling it dead.
-LIVENESS_TIMEOUT_S = 2
-# This worker's limit on classification requests in progress, shared by HTTP (HttpGuard) and gRPC.
-ADMISSION = Admission(settings.max_concurrency)
+# A batch in progress for longer than this means the scoring thread is stuck: /livez fails.
+STALL_S = max(60.0, settings.request_timeout_s)
+# How often each worker reports its CPU time and memory (audioclf_process_*).
+PROCESS_SAMPLE_S = 5.0
 
-
-class Prediction(BaseModel):
-    label: str
-    score: float
-
-
-class Segment(BaseModel):
-    start_s: float
-    end_s: float
-    predictions: list[Prediction]
-
-
-class Classification(BaseModel):
-    model: str = Field(description="The BentoML tag of the model that answered.")
-    predictions: list[Prediction] = Field(description="Clip-level top-k, best first (window scores averaged).")
-    duration_s: float = Field(description="Duration of the decoded audio.")
-    sample_rate: int = Field(description="Sample rate of the uploaded file.")
-    channels: int = Field(description="Channels of the uploaded file (mixed to mono before features).")
-    segments: list[Segment] | None = Field(None, description="Per-window predictions, only with segments=true.")
+# This worker's state, shared by the HTTP route, the gRPC server and the service instance.
+ADMISSION = Admission(settings.max_concurrency)  # classification requests in progress, HTTP and gRPC together
+READINESS = Readiness(WARMUP_WAIT_S)
+UPLOAD_TIMEOUT_S = 0.8 * settings.request_timeout_s  # a slow upload gets 408 well before the request timeout
+HTTP = http_api.create_app(
+    READINESS,
+    ADMISSION,
+    max_file_bytes=settings.max_upload_bytes,
+    upload_timeout_s=UPLOAD_TIMEOUT_S,
+    request_timeout_s=settings.request_timeout_s,
+)
+oip_rest.add_routes(
+    HTTP,
+    READINESS,
+    ADMISSION,
+    settings.model_name,
+    max_body_bytes=oip.request_limit(settings),  # gRPC's message limit: all of a request's files together
+    upload_timeout_s=UPLOAD_TIMEOUT_S,
+    request_timeout_s=settings.request_timeout_s,
+)
 
 
 def _warmup_clip() -> bytes:
@@ -81,38 +87,48 @@ def _warmup_clip() -> bytes:
     return buf.getvalue()
 
 
+@bentoml.asgi_app(HTTP, path="/")
 @bentoml.service(
     name="audio_classifier",
-    workers=settings.http_workers,
+    workers=settings.workers,
     traffic={"timeout": settings.request_timeout_s},
     http={"host": settings.host, "port": settings.http_port},
+    # BentoML's OpenTelemetry middleware creates a span per request even with no exporter configured (py-spy: a
+    # fifth of a worker's request-handling CPU under load); classification routes are traced on request only.
+    tracing={} if settings.tracing else {"excluded_urls": list(http_api.ROUTES)},
 )
 class AudioClassifier:
-    model = bentoml.depends(ModelService)
-
     def __init__(self) -> None:
-        self.readiness = Readiness(WARMUP_WAIT_S)
+        self.readiness = READINESS
         self.metrics = metrics.get()
-        for code in STATUS:  # every reason's series exists from the start, at 0
-            for protocol in ("http", "grpc"):
+        for protocol in metrics.PROTOCOLS:  # every protocol's and reason's series exists from the start, at 0
+            self.metrics.in_flight.labels(protocol=protocol)
+            for code in STATUS:
                 self.metrics.errors.labels(reason=code, protocol=protocol)
         self._executor = ThreadPoolExecutor(settings.preprocess_threads, thread_name_prefix="preprocess")
         self._grpc = GrpcServer(settings, self.readiness, ADMISSION, self.__is_ready__)
-        self._drain = Drain(settings.drain_s, on_unready=lambda: self._grpc.set_ready(False), on_stop=self._stop_grpc)
+        self._drain = Drain(settings.drain_s, on_unready=self._unready, on_stop=self._stop_grpc)
         self._grpc_stopped: asyncio.Task | None = None
-        self._warmup: asyncio.Task | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._scorer: Scorer | None = None
+        self._failed = False
 
     @bentoml.on_deployment
     def _check_model() -> None:
         """Runs once in `bentoml serve`'s own process before any worker: a missing or corrupt model stops it there,
-        with the reason, instead of a model worker that circus restarts forever."""
+        with the reason, instead of workers that circus restarts forever."""
         model_check.check(settings.model_tag)
 
     @bentoml.on_startup
     async def _start(self) -> None:
         await self._grpc.start()
         self._drain.install()
-        self._warmup = asyncio.get_running_loop().create_task(self._warm_up())
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._warm_up()), loop.create_task(self._sample_process())]
+
+    async def _unready(self) -> None:
+        self.readiness.draining = True
+        await self._grpc.set_ready(False)
 
     def _stop_grpc(self) -> None:
         """Stop taking gRPC calls; those in flight get up to the request timeout to finish."""
@@ -121,77 +137,63 @@ class AudioClassifier:
 
     @bentoml.on_shutdown
     async def _stop(self) -> None:
-        if self._warmup is not None:
-            self._warmup.cancel()
+        for task in self._tasks:
+            task.cancel()
         self._stop_grpc()
         await self._grpc_stopped
+        if self._scorer is not None:  # HTTP and gRPC requests have finished: score what is queued, then stop
+            await self._scorer.close(settings.request_timeout_s)
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def _warm_up(self) -> None:
-        """Wait for the model service, then run clips through the whole pipeline before declaring readiness."""
-        started = reported = time.monotonic()
-        while True:
-            try:
-                clf = await self._warmed_up_classifier()
-                break
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # not up yet (connection refused, 503 while it loads), or a real failure
-                if time.monotonic() - reported > 30:
-                    reported = time.monotonic()
-                    log.warning("not ready after %.0f s, still trying: %r", reported - started, exc)
-                await asyncio.sleep(1.0)
+        """Load the model, start the batcher, run clips through the whole pipeline, then declare readiness. A
+        failure here is a real one (the model was checked before the workers started): it is logged with its
+        traceback, and the worker stays unready with /livez failing, so Kubernetes restarts the pod."""
+        started = time.monotonic()
+        try:
+            model = await asyncio.to_thread(ServedModel, settings.model_tag, settings.model_threads)
+            self._scorer = Scorer(
+                model.predict,
+                model.info.features,
+                max_batch=settings.max_batch_size,
+                max_wait_s=settings.max_batch_wait_ms / 1000,
+                max_queue_s=settings.max_latency_ms / 1000,
+            )
+            limits = Limits(max_bytes=settings.max_upload_bytes, max_seconds=settings.max_audio_seconds)
+            clf = Classifier(self._scorer, model.info, limits, settings.default_top_k, self._executor)
+            clip = _warmup_clip()
+            for _ in range(WARMUP_CALLS):
+                await clf.classify(clip, k=1, record=False)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self._failed = True
+            log.exception("warm-up failed: this worker stays unready and /livez fails")
+            return
         self.metrics.known_labels(clf.labels)
         self.metrics.model_info(clf.info.tag, clf.features.kind)
+        # TensorFlow, Keras, librosa and BentoML leave millions of long-lived objects, and every full garbage
+        # collection walked them all: pauses of ~100s of ms that stalled every request of the worker (the p99).
+        # Frozen, they are never scanned again; what requests allocate is collected as before.
+        gc.collect()
+        gc.freeze()
         self.readiness.set(clf)
-        if not self._drain.draining:
+        if self.readiness.serving:
             await self._grpc.set_ready(True)
         log.info("ready: model %s, warmed up in %.1f s", clf.info.tag, time.monotonic() - started)
 
-    async def _warmed_up_classifier(self) -> Classifier:
-        info = ModelInfo.model_validate(await self.model.to_async.info())
-        clf = Classifier(self.model, info, Limits.from_settings(settings), settings.default_top_k, self._executor)
-        clip = _warmup_clip()
-        for _ in range(WARMUP_CALLS):
-            await clf.classify(clip, k=1, record=False)
-        return clf
+    async def _sample_process(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):  # a metrics hiccup must never stop the worker
+                self.metrics.sample_process()
+            await asyncio.sleep(PROCESS_SAMPLE_S)
 
     def __is_ready__(self) -> bool:
-        return self.readiness.ready and not self._drain.draining
+        return self.readiness.serving
 
-    async def __is_alive__(self) -> bool:
-        """False once the model service stops answering. Inside a container BentoML does not restart a dead worker
-        (BENTOML_CONTAINERIZED), so only a failing liveness probe gets the pod restarted; outside one, circus restarts
-        it within seconds, well inside the probe's failure threshold."""
-        if not self.readiness.ready:
-            return True  # still starting: the startup probe covers this phase
-        try:
-            return await self.model.is_ready(LIVENESS_TIMEOUT_S)
-        except (aiohttp.ClientError, TimeoutError):  # refused, reset or silent: the client is aiohttp's
+    def __is_alive__(self) -> bool:
+        """False once warm-up failed or the scoring thread died or stalled: inside a container BentoML does not
+        restart a broken worker (BENTOML_CONTAINERIZED), so only a failing liveness probe gets the pod restarted."""
+        if self._failed:
             return False
-
-    @bentoml.api(route="/classify")
-    async def classify(
-        self,
-        audio: Annotated[Path, Field(description="The clip: wav, flac, ogg or mp3 (detected by content).")],
-        top_k: Annotated[int | None, Field(ge=1, le=1000, description="Predictions to return.")] = None,
-        segments: Annotated[bool, Field(description="Also return every window's predictions.")] = False,
-    ) -> Classification:
-        """Classify one uploaded clip. Errors are JSON `{"error": code, "detail": message}` with a 4xx status."""
-        try:
-            clf = await self.readiness.wait()
-            k = clf.top_k(top_k)
-            # HttpGuard bounded the body; the exact per-file limit is the pipeline's, as for gRPC
-            body = await clf.classify(audio.read_bytes(), k=k, segments=segments)
-        except RequestError as err:  # counted by HttpGuard, which reads the reason header
-            return JSONResponse(err.body(), status_code=err.status.http, headers={REASON_HEADER: err.code})
-        return JSONResponse(body)
-
-
-AudioClassifier.add_asgi_middleware(
-    HttpGuard,
-    max_file_bytes=settings.max_upload_bytes,
-    paths=("/classify",),
-    admission=ADMISSION,
-    upload_timeout_s=0.8 * settings.request_timeout_s,  # before BentoML's own timeout turns it into a 504
-)
+        return self._scorer is None or self._scorer.alive(STALL_S)

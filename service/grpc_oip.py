@@ -1,17 +1,15 @@
 """gRPC front end: the Open Inference Protocol (KServe v2) with standard health checking and server reflection.
 
 The servicer is tritonclient's generated one, so any OIP client (tritonclient, KServe's) works unmodified. It
-runs as a grpc.aio server on the entry worker's event loop, so its clips go through the same pipeline and the same
-model-service batcher as HTTP requests. With SO_REUSEPORT every entry worker listens on the same port.
-
-Model `audio_classifier` (the tag's name): input `audio` BYTES [N] (N encoded files), outputs `label` BYTES [N, k]
-and `score` FP32 [N, k], best first; request parameter `top_k`.
+runs as a grpc.aio server on the worker's event loop, so its clips go through the same pipeline and the same
+batcher as HTTP requests. With SO_REUSEPORT every worker listens on the same port. The model, its metadata and
+every check of a request are the protocol's (service.oip), shared with OIP over REST; this module only translates
+protobuf messages.
 """
 
 import asyncio
-import importlib.metadata
 import logging
-import struct
+import time
 from collections.abc import Callable
 
 import grpc
@@ -20,45 +18,23 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from service import metrics
+from service import metrics, oip
 from service.admission import Admission
 from service.errors import RETRY_AFTER_S, RETRYABLE, RequestError
+from service.oip import pack_bytes, unpack_bytes  # noqa: F401  (the BYTES codec, imported from here by tests)
 from service.pipeline import Classifier, Readiness
 from service.settings import Settings
 
 log = logging.getLogger("audioclf.grpc")
 
 OIP_SERVICE = service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
-INPUT = "audio"
-OUTPUTS = ("label", "score")
-MAX_FILES = 256  # files in one ModelInfer request; together they must also fit the message size limit
-MESSAGE_ENVELOPE = 1 << 20  # protobuf framing and tensor metadata around the files
 # On a refusal worth retrying: when, in seconds (like HTTP's Retry-After) and as gRPC's own retry pushback.
 RETRY_METADATA = (("retry-after", str(RETRY_AFTER_S)), ("grpc-retry-pushback-ms", str(RETRY_AFTER_S * 1000)))
 
 
 def message_limit(settings: Settings) -> int:
-    """Largest gRPC message either way: the upload limit (the same setting as HTTP's body limit) plus framing."""
-    return settings.max_upload_bytes + MESSAGE_ENVELOPE
-
-
-def pack_bytes(items: list[bytes]) -> bytes:
-    """A BYTES tensor's raw content: each element as a little-endian uint32 length, then its bytes."""
-    return b"".join(struct.pack("<I", len(item)) + item for item in items)
-
-
-def unpack_bytes(raw: bytes) -> list[bytes]:
-    items, offset = [], 0
-    while offset < len(raw):
-        if offset + 4 > len(raw):
-            raise RequestError("invalid_argument", "raw BYTES content ends inside an element's length prefix")
-        (size,) = struct.unpack_from("<I", raw, offset)
-        offset += 4
-        if offset + size > len(raw):
-            raise RequestError("invalid_argument", "raw BYTES content is shorter than an element's declared length")
-        items.append(raw[offset : offset + size])
-        offset += size
-    return items
+    """Largest gRPC message either way: the OIP request limit (service.oip), the same as REST's body limit."""
+    return oip.request_limit(settings)
 
 
 def _top_k_parameter(params) -> int | None:
@@ -66,13 +42,9 @@ def _top_k_parameter(params) -> int | None:
         return None
     param = params["top_k"]
     kind = param.WhichOneof("parameter_choice")
-    if kind in ("int64_param", "uint64_param"):
-        return int(getattr(param, kind))
-    if kind == "string_param" and param.string_param.strip().lstrip("-").isdigit():
-        return int(param.string_param)
-    if kind == "double_param" and float(param.double_param).is_integer():
-        return int(param.double_param)
-    raise RequestError("invalid_argument", f"parameter top_k must be an integer, got {kind}")
+    if kind is None:
+        raise RequestError("invalid_argument", "parameter top_k has no value")
+    return oip.top_k_parameter(getattr(param, kind))
 
 
 class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
@@ -84,13 +56,6 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         self._admission = admission
         self._ready = ready  # warmed up and not draining
         self._metrics = metrics.get()
-
-    def _check_model(self, clf: Classifier, name: str, version: str) -> None:
-        if name != self._model_name or version not in ("", clf.info.version):
-            served = f"{self._model_name} (version {clf.info.version})"
-            raise RequestError(
-                "unknown_model", f"model {name!r} version {version!r} is not served; this serves {served}"
-            )
 
     async def _answer(self, context, call):
         try:
@@ -115,98 +80,76 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         return service_pb2.ServerReadyResponse(ready=self._ready())
 
     async def ModelReady(self, request, context):
-        clf = self._readiness.classifier
-        ready = clf is not None and request.name == self._model_name and request.version in ("", clf.info.version)
+        ready = oip.model_ready(self._model_name, self._readiness.classifier, request.name, request.version)
         return service_pb2.ModelReadyResponse(ready=ready)
 
     async def ServerMetadata(self, request, context):
-        try:
-            version = importlib.metadata.version("audioclf")
-        except importlib.metadata.PackageNotFoundError:
-            version = "unknown"
-        return service_pb2.ServerMetadataResponse(name="audioclf", version=version, extensions=[])
+        return service_pb2.ServerMetadataResponse(name=oip.SERVER_NAME, version=oip.server_version(), extensions=[])
 
     async def ModelMetadata(self, request, context):
         async def call():
             clf = await self._readiness.wait()
-            self._check_model(clf, request.name, request.version)
+            oip.check_model(self._model_name, clf, request.name, request.version)
+            meta = oip.model_metadata(self._model_name, clf)
             tensor = service_pb2.ModelMetadataResponse.TensorMetadata
             return service_pb2.ModelMetadataResponse(
-                name=self._model_name,
-                versions=[clf.info.version],
-                platform="keras",
-                inputs=[tensor(name=INPUT, datatype="BYTES", shape=[-1])],
-                outputs=[
-                    tensor(name="label", datatype="BYTES", shape=[-1, -1]),
-                    tensor(name="score", datatype="FP32", shape=[-1, -1]),
-                ],
+                **{
+                    **meta,
+                    "inputs": [tensor(**t) for t in meta["inputs"]],
+                    "outputs": [tensor(**t) for t in meta["outputs"]],
+                }
             )
 
         return await self._answer(context, call)
 
     async def ModelInfer(self, request, context):
+        m, started = self._metrics, time.perf_counter()
+        m.in_flight.labels(protocol="grpc").inc()
+        try:
+            return await self._infer(request, context)
+        finally:
+            m.in_flight.labels(protocol="grpc").dec()
+            code = context.code() or grpc.StatusCode.OK
+            m.requests.labels(protocol="grpc", status=code.name).inc()
+            m.request_duration.labels(protocol="grpc").observe(time.perf_counter() - started)
+
+    async def _infer(self, request, context):
         async def call():
             with self._admission.slot():
                 clf = await self._readiness.wait()
-                self._check_model(clf, request.model_name, request.model_version)
+                oip.check_model(self._model_name, clf, request.model_name, request.model_version)
                 files = _input_files(request)
                 k = clf.top_k(_top_k_parameter(request.parameters))
-                wanted = _requested_outputs(request)
-                results = await clf.classify_many(files, k=k, name=INPUT)
-                return _response(request, clf, results, k, wanted)
+                wanted = oip.requested_outputs([o.name for o in request.outputs])
+                results = await clf.classify_many(files, k=k, name=oip.INPUT)
+                return _response(request, self._model_name, clf, results, k, wanted)
 
         return await self._answer(context, call)
 
 
 def _input_files(request) -> list[bytes]:
-    if len(request.inputs) != 1 or request.inputs[0].name != INPUT:
-        names = [t.name for t in request.inputs]
-        raise RequestError("missing", f"expected exactly one input named {INPUT!r} (BYTES, shape [N]); got {names}")
-    tensor = request.inputs[0]
-    if tensor.datatype != "BYTES":
-        raise RequestError("invalid_argument", f"input {INPUT!r} must be BYTES, got {tensor.datatype}")
-    if len(tensor.shape) != 1 or tensor.shape[0] < 1:
-        raise RequestError(
-            "invalid_argument", f"input {INPUT!r} must have shape [N] with N >= 1, got {list(tensor.shape)}"
-        )
-    n = tensor.shape[0]
-    if n > MAX_FILES:
-        raise RequestError("too_large", f"{n} files in one request; the limit is {MAX_FILES}")
+    tensor = request.inputs[0] if request.inputs else None
+    n = oip.check_input(
+        [t.name for t in request.inputs], tensor.datatype if tensor else "", list(tensor.shape) if tensor else []
+    )
     if request.raw_input_contents:
         if len(request.raw_input_contents) != 1:
             raise RequestError("invalid_argument", "expected one raw_input_contents entry, for input 'audio'")
         files = unpack_bytes(request.raw_input_contents[0])
     else:
         files = list(tensor.contents.bytes_contents)
-    if len(files) != n:
-        raise RequestError("invalid_argument", f"input {INPUT!r} declares shape [{n}] but holds {len(files)} files")
-    return files
+    return oip.check_count(n, files)
 
 
-def _requested_outputs(request) -> list[str]:
-    names = [o.name for o in request.outputs] or list(OUTPUTS)
-    unknown = sorted(set(names) - set(OUTPUTS))
-    if unknown:
-        raise RequestError("invalid_argument", f"unknown output(s) {unknown}; outputs are {list(OUTPUTS)}")
-    return names
-
-
-def _response(request, clf: Classifier, results: list[dict], k: int, wanted: list[str]):
-    labels = [[p["label"].encode() for p in r["predictions"]] for r in results]
-    scores = np.array([[p["score"] for p in r["predictions"]] for r in results], dtype="<f4")
-    response = service_pb2.ModelInferResponse(
-        model_name=clf.info.name if clf.info.name == request.model_name else request.model_name,
-        model_version=clf.info.version,
-        id=request.id,
-    )
+def _response(request, model_name: str, clf: Classifier, results: list[dict], k: int, wanted: list[str]):
+    labels, scores = oip.output_rows(results)
+    response = service_pb2.ModelInferResponse(model_name=model_name, model_version=clf.info.version, id=request.id)
     for name in wanted:
-        out = response.outputs.add(name=name, shape=[len(results), k])
+        response.outputs.add(name=name, datatype=oip.DATATYPES[name], shape=[len(results), k])
         if name == "label":
-            out.datatype = "BYTES"
-            response.raw_output_contents.append(pack_bytes([label for row in labels for label in row]))
+            response.raw_output_contents.append(pack_bytes([label.encode() for label in labels]))
         else:
-            out.datatype = "FP32"
-            response.raw_output_contents.append(scores.tobytes())
+            response.raw_output_contents.append(np.array(scores, dtype="<f4").tobytes())
     return response
 
 

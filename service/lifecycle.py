@@ -1,9 +1,8 @@
 """Graceful shutdown: on SIGTERM a worker turns unready first, keeps serving while load balancers notice, then
-finishes what it accepted; the model service outlives the entry workers that still need it.
+finishes what it accepted.
 
-Without this, circus (behind `bentoml serve`) sends SIGTERM to every worker at once: the entry workers keep
-answering /readyz 200 until their sockets close, and the model service exits under requests that the entry workers
-already accepted, which then fail with 500 (measured: 7 of 13 in-flight requests; docs/reliability.md).
+Without this, circus (behind `bentoml serve`) sends SIGTERM to every worker at once, and the workers keep
+answering /readyz 200 until their sockets close (docs/reliability.md).
 
 uvicorn installs its SIGTERM handler (which starts its own graceful shutdown: stop accepting, wait for the requests
 in flight, run the shutdown hooks) before the application's startup hooks run, so a startup hook can wrap it: ours
@@ -14,13 +13,9 @@ import asyncio
 import logging
 import os
 import signal
-import time
 from collections.abc import Awaitable, Callable
 
 log = logging.getLogger("audioclf.lifecycle")
-
-ENTRY_SERVICE = "audio_classifier"  # the entry service's BentoML name: its workers are the model service's clients
-_POLL_S = 0.2
 
 
 def _wrap_sigterm(on_term: Callable[[Callable[[], None]], Awaitable[None]]) -> None:
@@ -47,7 +42,7 @@ def _wrap_sigterm(on_term: Callable[[Callable[[], None]], Awaitable[None]]) -> N
 
 
 class Drain:
-    """An entry worker's shutdown: unready at once, serve on for `delay_s`, then stop accepting (`on_stop`: gRPC;
+    """A worker's shutdown: unready at once, serve on for `delay_s`, then stop accepting (`on_stop`: gRPC;
     uvicorn does HTTP) and finish the requests in flight."""
 
     def __init__(self, delay_s: float, on_unready: Callable[[], Awaitable[None]], on_stop: Callable[[], None]):
@@ -68,34 +63,3 @@ class Drain:
             await asyncio.sleep(self.delay_s)
             self._on_stop()
             stop()
-
-
-def outlive_entry_workers(max_wait_s: float) -> None:
-    """Model service: at SIGTERM, keep serving until no entry worker of this server is left (at most max_wait_s)."""
-
-    async def run(stop: Callable[[], None]) -> None:
-        deadline = time.monotonic() + max_wait_s
-        log.info("SIGTERM: serving until the entry workers have finished (at most %.0f s)", max_wait_s)
-        while _entry_workers_alive() and time.monotonic() < deadline:
-            await asyncio.sleep(_POLL_S)
-        stop()
-
-    _wrap_sigterm(run)
-
-
-def _entry_workers_alive() -> bool:
-    """Whether a sibling process (same circus arbiter) is a worker of the entry service."""
-    import psutil
-
-    try:
-        siblings = psutil.Process(os.getppid()).children()
-    except psutil.Error:
-        return False
-    for proc in siblings:
-        try:
-            args = proc.cmdline()
-        except psutil.Error:  # exited meanwhile
-            continue
-        if "--service-name" in args and args[args.index("--service-name") + 1 :][:1] == [ENTRY_SERVICE]:
-            return True
-    return False

@@ -8,12 +8,11 @@ deployment hook, so `bentoml serve` (the container's command) refuses to start t
 """
 
 import json
-import os
 import zipfile
 import zlib
 from pathlib import Path
 
-from audiocore import artifact
+from audiocore import artifact, store
 
 
 class ModelUnusable(RuntimeError):
@@ -22,17 +21,10 @@ class ModelUnusable(RuntimeError):
 
 def locate(tag: str) -> tuple[str, Path]:
     """A store tag ('audio_classifier:latest') -> (its exact tag, its folder); ModelUnusable when it is missing."""
-    import bentoml
-
     try:
-        stored = bentoml.models.get(tag)
-    except bentoml.exceptions.NotFound:
-        raise ModelUnusable(
-            f"model {tag!r} is not in the BentoML store (BENTOML_HOME="
-            f"{os.environ.get('BENTOML_HOME', '~/bentoml')}); train one with `python -m training train` "
-            "or set AUDIOCLF_MODEL_TAG"
-        ) from None
-    return str(stored.tag), Path(stored.path)
+        return store.locate(tag)
+    except store.NotInStore as exc:
+        raise ModelUnusable(f"{exc}; train one with `python -m training train` or set AUDIOCLF_MODEL_TAG") from None
 
 
 def check(tag: str) -> Path:

@@ -1,60 +1,34 @@
-"""One clip's way through the service, the same for HTTP and gRPC: bytes -> audio -> features -> model -> answer.
+"""One clip's way through the service, the same for HTTP and gRPC: bytes -> audio -> windows -> (batched)
+features -> model -> answer.
 
-Decoding and features use audiocore, the code training evaluates with, and the model's own FeatureConfig, so a
-file gets the features it would get in training's evaluation. CPU work runs in a thread pool so that the event
-loop keeps accepting requests (and feeding the batcher) meanwhile.
+Decoding, windowing and features use audiocore, the code training evaluates with, and the model's own
+FeatureConfig, so a file gets the features it would get in training's evaluation. Decoding runs in a thread pool
+so that the event loop keeps accepting requests meanwhile; features and the model run in the worker's scorer
+(service.scorer), batched across requests.
 """
 
 import asyncio
 import logging
 import time
 from concurrent.futures import Executor
-from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import numpy as np
 
 from audiocore.aggregate import clip_scores, top_k
-from audiocore.config import FeatureConfig
-from audiocore.decode import Audio, decode
-from audiocore.errors import AudioError, AudioTooLarge
-from audiocore.features import ClipFeatures, extract
+from audiocore.clip import Limits, Prepared, prepare
+from audiocore.errors import AudioError
 from service import metrics
 from service.errors import RequestError
-from service.model_service import ClipWindows, ModelInfo
-from service.settings import Settings
+from service.model import ModelInfo
+from service.scorer import Scorer
 
 log = logging.getLogger("audioclf.pipeline")
 
 
-@dataclass(frozen=True)
-class Limits:
-    max_bytes: int
-    max_seconds: float
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> "Limits":
-        return cls(max_bytes=settings.max_upload_bytes, max_seconds=settings.max_audio_seconds)
-
-
-@dataclass(frozen=True)
-class Prepared:
-    audio: Audio
-    features: ClipFeatures
-
-
-def prepare(data: bytes, cfg: FeatureConfig, limits: Limits) -> Prepared:
-    """Encoded file -> decoded clip and its window features; raises AudioError saying what is wrong with it."""
-    if len(data) > limits.max_bytes:
-        raise AudioTooLarge(f"the file has {len(data)} bytes; the limit is {limits.max_bytes}")
-    audio = decode(data, cfg.sample_rate, max_seconds=limits.max_seconds)
-    return Prepared(audio=audio, features=extract(audio.samples, cfg))
-
-
 def answer(prepared: Prepared, window_probs: np.ndarray, labels: list[str], k: int, segments: bool, tag: str) -> dict:
     """The JSON answer: clip-level top-k (windows averaged, as training evaluates) and optionally every window's."""
-    audio, feats = prepared.audio, prepared.features
+    audio = prepared.audio
     body: dict[str, Any] = {
         "model": tag,
         "predictions": _ranked(clip_scores(window_probs), labels, k),
@@ -70,7 +44,7 @@ def answer(prepared: Prepared, window_probs: np.ndarray, labels: list[str], k: i
                 "end_s": round(min(audio.duration_s, float(end)), 4),
                 "predictions": _ranked(probs, labels, k),
             }
-            for start, end, probs in zip(feats.starts_s, feats.ends_s, window_probs, strict=True)
+            for start, end, probs in zip(prepared.starts_s, prepared.ends_s, window_probs, strict=True)
         ]
     return body
 
@@ -80,12 +54,12 @@ def _ranked(scores: np.ndarray, labels: list[str], k: int) -> list[dict]:
 
 
 class Classifier:
-    """Runs clips through the pipeline with the model service behind `model` (the `bentoml.depends` client)."""
+    """Runs clips through the pipeline: decoded in `executor`, scored by this worker's `scorer`."""
 
-    def __init__(self, model: Any, info: ModelInfo, limits: Limits, default_top_k: int, executor: Executor):
-        self.model = model
+    def __init__(self, scorer: Scorer, info: ModelInfo, limits: Limits, default_top_k: int, executor: Executor):
+        self.scorer = scorer
         self.info = info
-        self.features = FeatureConfig.model_validate(info.features)
+        self.features = info.features
         self.labels = list(info.labels)
         self.limits = limits
         self.default_top_k = default_top_k
@@ -114,14 +88,9 @@ class Classifier:
         return prepared
 
     async def scores(self, clips: list[Prepared]) -> list[np.ndarray]:
-        """Each clip's window probabilities from the model service: one call, through the shared batcher."""
-        sent_at = time.time()
-        jobs = [ClipWindows(windows=clip.features.windows, sent_at=sent_at) for clip in clips]
-        try:
-            probs = await self.model.to_async.predict(jobs)
-        except Exception as exc:  # the client raises BentoMLException subclasses named after HTTP statuses
-            raise _model_failure(exc) from exc
-        return [np.asarray(p) for p in probs]
+        """Each clip's window probabilities, through the worker's batcher (a request's clips may share a batch
+        with each other and with other requests')."""
+        return list(await asyncio.gather(*(self.scorer.scores(clip.windows) for clip in clips)))
 
     async def classify(self, data: bytes, *, k: int, segments: bool = False, record: bool = True) -> dict:
         """One file's answer (HTTP)."""
@@ -131,7 +100,7 @@ class Classifier:
     async def classify_many(
         self, files: list[bytes], *, k: int, segments: bool = False, record: bool = True, name: str | None = "audio"
     ) -> list[dict]:
-        """Answers for several files (a gRPC request): prepared concurrently, scored in one model-service call.
+        """Answers for several files (a gRPC request): prepared concurrently, scored through the batcher.
         If any file is unusable the whole request fails with the first such file's reason, naming it."""
         where = [f"{name}[{i}]" if name else None for i in range(len(files))]
         prepared = await asyncio.gather(
@@ -157,11 +126,18 @@ class Readiness:
     def __init__(self, wait_s: float):
         self.classifier: Classifier | None = None
         self.wait_s = wait_s
+        self.draining = False  # set at SIGTERM (service.lifecycle): unready from then on
         self._event = asyncio.Event()
 
     @property
     def ready(self) -> bool:
         return self.classifier is not None
+
+    @property
+    def serving(self) -> bool:
+        """Warmed up and not draining: what every readiness answer reports (/readyz, gRPC health and ServerReady,
+        OIP REST's /v2/health/ready)."""
+        return self.ready and not self.draining
 
     def set(self, classifier: Classifier) -> None:
         self.classifier = classifier
@@ -174,17 +150,3 @@ class Readiness:
             except TimeoutError:
                 raise RequestError("not_ready", "the model is still loading or warming up; retry shortly") from None
         return self.classifier
-
-
-def _model_failure(exc: Exception) -> RequestError:
-    """The model service's failure as the client sees it: 503 when it shed load or could not be reached (a model
-    worker killed or restarting: the request never got an answer, so a retry is safe), 500 for anything else."""
-    status = getattr(getattr(exc, "error_code", None), "value", None)
-    if status == 503:
-        return RequestError("overloaded", "the model service is overloaded; retry with backoff")
-    # The async client behind bentoml.depends is aiohttp's: refused, reset or closed connections, not timeouts.
-    if isinstance(exc, aiohttp.ClientConnectionError) and not isinstance(exc, aiohttp.ServerTimeoutError):
-        log.warning("model service unreachable: %r", exc)
-        return RequestError("not_ready", "the model service is restarting or unreachable; retry shortly")
-    log.error("model service call failed: %r", exc)
-    return RequestError("internal", "the model service failed; see the server log")

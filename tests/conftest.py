@@ -12,6 +12,7 @@ import io
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +25,21 @@ os.environ.setdefault("AUDIOCLF_CACHE_DIR", tempfile.mkdtemp(prefix="audioclf-ca
 
 import soundfile as sf  # noqa: E402
 
-from tests.servers import Server, TrainedModel, start_server, stop, train_small_model, wait_ready  # noqa: E402
+from devtools.server import Server, ServerFailed, start_server, stop, wait_ready  # noqa: E402
+from devtools.small_model import train_small_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 FSDD = DATA / "fsdd"
 INSTRUMENTS = DATA / "instruments"
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    tag: str
+    folder: Path
+    test_accuracy: float
+    test_clips: list[tuple[Path, str]]  # (file, label) of the official test split
 
 
 @pytest.fixture(scope="session")
@@ -109,7 +119,15 @@ def server(trained_model, tmp_path_factory) -> Server:
     log = tmp_path_factory.mktemp("server") / "server.log"
     proc, srv = start_server(trained_model.tag, log, max_upload_bytes=2_000_000, max_audio_seconds=30)
     try:
-        wait_ready(proc, srv)
+        serving(proc, srv)
         yield srv
     finally:
         stop(proc)
+
+
+def serving(proc, srv: Server) -> None:
+    """devtools.server.wait_ready for fixtures: a server that exits or never gets ready fails the test with its log."""
+    try:
+        wait_ready(proc, srv)
+    except ServerFailed as exc:
+        pytest.fail(str(exc))

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import numpy as np
 
-from audiocore import artifact
+from audiocore import artifact, store
 from audiocore.aggregate import clip_scores
-from audiocore.decode import decode
-from audiocore.features import extract
+from audiocore.clip import prepare
+from audiocore.features import featurize
 from training.dataset import DataError, discover
 from training.evaluate import metrics
 
@@ -16,11 +16,9 @@ def resolve_model_dir(ref: str) -> Path:
     """A model folder path, or a BentoML tag looked up in the local store."""
     if Path(ref).is_dir():
         return Path(ref)
-    import bentoml
-
     try:
-        return Path(bentoml.models.get(ref).path)
-    except bentoml.exceptions.NotFound as exc:
+        return store.locate(ref)[1]
+    except store.NotInStore as exc:
         raise FileNotFoundError(f"{ref!r} is neither a model folder nor a model in the BentoML store") from exc
 
 
@@ -35,7 +33,7 @@ def evaluate_model(ref: str, data: Path, split: str = "all") -> dict:
     cfg = meta.features
     probs = []
     for clip in clips:
-        feats = extract(decode(clip.path, cfg.sample_rate).samples, cfg)
-        probs.append(clip_scores(model.predict(feats.windows, verbose=0)))
+        windows = prepare(clip.path, cfg).windows
+        probs.append(clip_scores(model.predict(featurize(windows, cfg), verbose=0)))
     y = np.array([meta.labels.index(c.label) for c in clips])
     return metrics(y, np.stack(probs), meta.labels)

@@ -23,10 +23,11 @@ import requests
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from packaging.requirements import Requirement
 
+from devtools.server import Server, free_port, stop
 from service.grpc_oip import OIP_SERVICE
 from service.settings import Settings
+from tests.conftest import serving
 from tests.k8s.test_manifests import configmap_env, one, render
-from tests.servers import Server, free_port, stop, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME_PACKAGES = ("service", "audiocore")
@@ -92,7 +93,8 @@ def test_bento_requirements_are_the_locked_runtime_closure(variant):
         assert str(req.specifier) == str(locked.specifier), f"{name}: {req.specifier} but the lock has {locked}"
     if variant == "gpu":
         assert bento["tensorflow"].extras == {"and-cuda"} and "tensorflow-cpu" not in bento
-    needed = closure(imported_distributions() | {"tritonclient[grpc]"}) - NOT_IN_LOCK
+    # uvloop and httptools are imported by uvicorn when present (its "auto" loop and HTTP parser), not by our code
+    needed = closure(imported_distributions() | {"tritonclient[grpc]", "uvloop", "httptools"}) - NOT_IN_LOCK
     if variant == "gpu":
         needed = needed - {"tensorflow-cpu"} | {"tensorflow"}
     assert needed == set(bento), f"missing {needed - set(bento)}, not needed {set(bento) - needed}"
@@ -206,7 +208,7 @@ def test_exported_bento_serves_like_the_container(built, trained_model, tmp_path
         )
     server = Server(f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", trained_model.tag, log, env)
     try:
-        wait_ready(proc, server)
+        serving(proc, server)
         assert requests.get(f"{server.http}/livez", timeout=10).status_code == 200
         with grpc.insecure_channel(server.grpc) as channel:
             health = health_pb2_grpc.HealthStub(channel).Check(

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
+from devtools.server import ROOT, log_tail
 from loadtests import summary as summaries
-from tests.servers import ROOT, log_tail
 
 pytestmark = pytest.mark.e2e
 

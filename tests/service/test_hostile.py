@@ -12,11 +12,11 @@ import requests
 import tritonclient.grpc as triton
 from tritonclient.utils import InferenceServerException
 
+from devtools.hostile import cases
 from service.errors import STATUS
 from service.grpc_oip import message_limit
-from service.http_guard import ENVELOPE_BYTES
+from service.http_api import ENVELOPE_BYTES
 from service.settings import Settings
-from tests.service.hostile import cases
 
 pytestmark = pytest.mark.e2e
 MODEL = "audio_classifier"

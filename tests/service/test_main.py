@@ -5,10 +5,11 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from audiocore import store
+from devtools.hostile import DAMAGED_MODELS
 from tests.conftest import ROOT
 
 
@@ -32,41 +33,21 @@ def test_invalid_settings_are_named():
 
 def _damaged_copy(trained_model, version: str, damage) -> str:
     """A copy of the session's model, damaged, as another version in the same (private) store."""
-    import bentoml
-
-    stored = bentoml.models.get(trained_model.tag)
-    folder = Path(stored.path).parent / version
+    exact, stored = store.locate(trained_model.tag)
+    folder = stored.parent / version
     if not folder.exists():
-        shutil.copytree(stored.path, folder)
+        shutil.copytree(stored, folder)
         damage(folder)
-    return f"{stored.tag.name}:{version}"
-
-
-def _truncate(folder: Path) -> None:
-    (folder / "model.keras").write_bytes((folder / "model.keras").read_bytes()[:1000])
-
-
-def _flip_a_byte(folder: Path) -> None:
-    data = bytearray((folder / "model.keras").read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    (folder / "model.keras").write_bytes(bytes(data))
-
-
-def _break_metadata(folder: Path) -> None:
-    (folder / "metadata.json").write_text('{"labels": ["a"]')
+    return f"{exact.split(':')[0]}:{version}"
 
 
 @pytest.mark.e2e
 @pytest.mark.parametrize(
-    "version, damage, words",
-    [
-        ("truncated", _truncate, "is corrupt"),
-        ("flipped", _flip_a_byte, "is corrupt"),
-        ("badmeta", _break_metadata, "not valid model metadata"),
-    ],
+    "version, words",
+    [("truncated", "is corrupt"), ("flipped", "is corrupt"), ("badmeta", "not valid model metadata")],
 )
-def test_a_corrupt_model_is_refused_in_one_line(trained_model, version, damage, words):
-    tag = _damaged_copy(trained_model, version, damage)
+def test_a_corrupt_model_is_refused_in_one_line(trained_model, version, words):
+    tag = _damaged_copy(trained_model, version, DAMAGED_MODELS[version][1])
     done = run_main(model_tag=tag)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()

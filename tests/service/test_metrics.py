@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import requests
 import tritonclient.grpc as triton
+import tritonclient.http as triton_http
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.servers import free_port, log_tail
+from devtools.server import free_port, log_tail
 
 pytestmark = pytest.mark.e2e
 
@@ -20,6 +21,13 @@ OWN_SERIES = {
     "audioclf_preprocess_seconds": "histogram",
     "audioclf_batch_wait_seconds": "histogram",
     "audioclf_batch_windows": "histogram",
+    "audioclf_batch_size": "histogram",
+    "audioclf_model_seconds": "histogram",
+    "audioclf_requests": "counter",
+    "audioclf_request_duration_seconds": "histogram",
+    "audioclf_requests_in_flight": "gauge",
+    "audioclf_process_cpu_seconds": "counter",
+    "audioclf_process_resident_memory_bytes": "gauge",
     "audioclf_inference_errors": "counter",
     "audioclf_grpc_requests": "counter",
     "audioclf_model_info": "gauge",
@@ -35,7 +43,8 @@ def need(tool: str) -> str:
 
 @pytest.fixture(scope="module")
 def exposition(server, digit_encodings) -> str:
-    """/metrics after one good and one silent upload over HTTP, and one inference over gRPC."""
+    """/metrics after one good and one silent upload over HTTP, one inference over gRPC, and one good and one bad
+    inference over OIP REST."""
     url = f"{server.http}/classify"
     assert requests.post(url, files={"audio": ("a.wav", digit_encodings["wav"])}, timeout=60).status_code == 200
     silent = digit_encodings["wav"][:44] + bytes(8000)
@@ -44,6 +53,13 @@ def exposition(server, digit_encodings) -> str:
         audio = triton.InferInput("audio", [1], "BYTES")
         audio.set_data_from_numpy(np.array([digit_encodings["flac"]], dtype=object))
         client.infer("audio_classifier", [audio])
+    with triton_http.InferenceServerClient(server.http.removeprefix("http://")) as client:
+        audio = triton_http.InferInput("audio", [1], "BYTES")
+        audio.set_data_from_numpy(np.array([digit_encodings["ogg"]], dtype=object))
+        client.infer("audio_classifier", [audio])
+        audio.set_data_from_numpy(np.array([b"not audio" * 20], dtype=object))
+        with pytest.raises(triton_http.InferenceServerException):
+            client.infer("audio_classifier", [audio])
     response = requests.get(f"{server.http}/metrics", timeout=10)
     assert response.status_code == 200
     return response.text
@@ -58,11 +74,7 @@ def test_the_services_series_sit_beside_bentomls(exposition, server):
     families = {f.name: f for f in text_string_to_metric_families(exposition)}
     for name, kind in OWN_SERIES.items():
         assert families[name].type == kind, name
-    for name in (
-        "bentoml_service_request",
-        "bentoml_service_request_duration_seconds",
-        "bentoml_service_adaptive_batch_size",
-    ):
+    for name in ("bentoml_service_request", "bentoml_service_request_duration_seconds"):
         assert name in families, name
 
     def value(family: str, sample: str, **labels) -> float:
@@ -74,7 +86,15 @@ def test_the_services_series_sit_beside_bentomls(exposition, server):
     infer = "/inference.GRPCInferenceService/ModelInfer"
     assert value("audioclf_grpc_requests", "audioclf_grpc_requests_total", method=infer, code="OK") >= 1
     assert value("audioclf_batch_wait_seconds", "audioclf_batch_wait_seconds_count") >= 2
+    assert value("audioclf_batch_size", "audioclf_batch_size_count") >= 1
+    assert value("audioclf_batch_size", "audioclf_batch_size_sum") >= 2  # clips scored
     assert value("audioclf_preprocess_seconds", "audioclf_preprocess_seconds_count") >= 2
+    errors = "audioclf_inference_errors_total"
+    assert value("audioclf_inference_errors", errors, reason="unsupported_format", protocol="rest") >= 1
+    for protocol, status in (("http", "200"), ("http", "422"), ("grpc", "OK"), ("rest", "200"), ("rest", "415")):
+        assert value("audioclf_requests", "audioclf_requests_total", protocol=protocol, status=status) >= 1
+        assert value("audioclf_request_duration_seconds", "audioclf_request_duration_seconds_count", protocol=protocol)
+    assert value("audioclf_process_resident_memory_bytes", "audioclf_process_resident_memory_bytes") > 50 * 2**20
 
 
 def test_a_real_prometheus_scrapes_the_service(server, exposition, tmp_path):

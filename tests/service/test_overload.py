@@ -1,4 +1,4 @@
-"""Past capacity and at shutdown, on a server of its own (1 entry worker, AUDIOCLF_MAX_CONCURRENCY=1): a request
+"""Past capacity and at shutdown, on a server of its own (1 worker, AUDIOCLF_MAX_CONCURRENCY=1): a request
 over the limit gets a fast 503 with Retry-After (gRPC: UNAVAILABLE with retry metadata), service recovers when load
 drops, a slow upload cannot hold a slot forever, and SIGTERM turns readiness off before the request in flight
 finishes. No timing asserts: a slot is held by an upload that is deliberately left unfinished."""
@@ -13,7 +13,8 @@ import pytest
 import requests
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from tests.servers import start_server, stop, wait_ready
+from devtools.server import start_server, stop
+from tests.conftest import serving
 
 pytestmark = pytest.mark.e2e
 BOUNDARY = "x7RkQ"
@@ -22,9 +23,9 @@ BOUNDARY = "x7RkQ"
 @pytest.fixture(scope="module")
 def small_server(trained_model, tmp_path_factory):
     log = tmp_path_factory.mktemp("overload") / "server.log"
-    proc, srv = start_server(trained_model.tag, log, http_workers=1, max_concurrency=1, request_timeout_s=5, drain_s=1)
+    proc, srv = start_server(trained_model.tag, log, workers=1, max_concurrency=1, request_timeout_s=5, drain_s=1)
     try:
-        wait_ready(proc, srv)
+        serving(proc, srv)
         yield proc, srv
     finally:
         stop(proc)

@@ -1,13 +1,16 @@
-"""The service's feature path equals training's for the same file, and the answer reads the way the API promises."""
+"""The service's feature path equals training's for the same file, batched with other requests' clips or not,
+and the answer reads the way the API promises."""
 
-import aiohttp
+import asyncio
+
 import numpy as np
 import pytest
 
+from audiocore.clip import Limits, Prepared, prepare
 from audiocore.decode import decode
 from audiocore.errors import AudioTooLarge, AudioTooLong
-from audiocore.features import ClipFeatures
-from service.pipeline import Limits, Prepared, _model_failure, answer, prepare
+from service.pipeline import answer
+from service.scorer import Scorer
 from tests.conftest import ROOT
 from training.config import load_config
 from training.pipeline import clean_features
@@ -24,23 +27,46 @@ def training_features(data: bytes, cfg) -> np.ndarray:
     return X
 
 
+CLIPS = ["wav", "flac_48k", "stereo_wav", "u8_wav", "pcm24_wav", "mp3", "instrument"]
+
+
+def served_features(files: list[bytes], cfg, max_batch: int) -> list[np.ndarray]:
+    """The features the service's scorer hands the model for each file, all files submitted at once (so they
+    share batches when max_batch > 1). The real Scorer, with the model swapped for a function that returns the
+    features it is given, flattened."""
+    shape = cfg.input_shape
+
+    async def run():
+        scorer = Scorer(lambda x: x.reshape(len(x), -1), cfg, max_batch=max_batch, max_wait_s=0.05, max_queue_s=60)
+        try:
+            prepared = [prepare(data, cfg, LIMITS) for data in files]
+            out = await asyncio.gather(*(scorer.scores(p.windows) for p in prepared))
+            return [x.reshape(len(x), *shape) for x in out]
+        finally:
+            await scorer.close(10)
+
+    return asyncio.run(run())
+
+
 @pytest.mark.parametrize("config", sorted(CONFIGS))
-@pytest.mark.parametrize("clip", ["wav", "flac_48k", "stereo_wav", "u8_wav", "pcm24_wav", "mp3", "instrument"])
-def test_service_features_equal_training_features(config, clip, digit_encodings, instrument_flac):
+def test_service_features_equal_training_features(config, digit_encodings, instrument_flac):
+    """Bit for bit for every clip, scored alone (batch 1) or batched with all the others: every window's features
+    are computed on their own (the mel step multiplies window by window), so a batch's make-up changes nothing."""
     cfg = CONFIGS[config]
-    data = instrument_flac.read_bytes() if clip == "instrument" else digit_encodings[clip]
-    served = prepare(data, cfg, LIMITS).features
-    expected = training_features(data, cfg)
-    assert served.windows.shape == expected.shape == (len(served.starts_s), *cfg.input_shape)
-    np.testing.assert_array_equal(served.windows, expected)
+    files = [instrument_flac.read_bytes() if c == "instrument" else digit_encodings[c] for c in CLIPS]
+    expected = [training_features(data, cfg) for data in files]
+    for max_batch in (1, len(files)):
+        for clip, served, want in zip(CLIPS, served_features(files, cfg, max_batch), expected, strict=True):
+            assert served.shape == want.shape, clip
+            np.testing.assert_array_equal(served, want, err_msg=f"{clip}, max batch {max_batch}")
 
 
 def test_long_clips_become_several_windows_covering_the_clip(instrument_flac):
     cfg = CONFIGS["instruments"]
     prepared = prepare(instrument_flac.read_bytes(), cfg, LIMITS)
-    feats, duration = prepared.features, prepared.audio.duration_s
-    assert len(feats.windows) > 2
-    assert feats.starts_s[0] == 0 and abs(feats.ends_s[-1] - duration) < 1e-3
+    duration = prepared.audio.duration_s
+    assert len(prepared.windows) > 2 and prepared.windows.shape[1] == cfg.window_samples
+    assert prepared.starts_s[0] == 0 and abs(prepared.ends_s[-1] - duration) < 1e-3
 
 
 def test_limits_are_checked_before_work(digit_encodings, instrument_flac):
@@ -55,8 +81,7 @@ def _prepared(duration_s: float, starts: list[float], window_s: float = 1.0) -> 
     from audiocore.decode import Audio
 
     audio = Audio(np.zeros(int(duration_s * 8000), np.float32), 8000, 44100, 2)
-    feats = ClipFeatures(np.zeros((len(starts), 101, 20), np.float32), np.array(starts), window_s)
-    return Prepared(audio, feats)
+    return Prepared(audio, np.zeros((len(starts), 8000), np.float32), np.array(starts), window_s)
 
 
 def test_answer_ranks_the_clip_and_reports_the_upload():
@@ -96,11 +121,3 @@ def test_a_request_waits_for_warm_up_then_gives_up_with_not_ready():
         return info.value.code
 
     assert asyncio.run(scenario()) == "not_ready"
-
-
-def test_an_unreachable_model_service_is_a_retryable_503_not_a_500():
-    """A model worker killed or restarting: the entry worker's aiohttp client sees the connection fail."""
-    for exc in (aiohttp.ServerDisconnectedError(), aiohttp.ClientOSError(104, "Connection reset by peer")):
-        err = _model_failure(exc)
-        assert (err.code, err.status.http, err.status.grpc.name) == ("not_ready", 503, "UNAVAILABLE")
-    assert _model_failure(ValueError("a bug")).code == "internal"

@@ -22,14 +22,14 @@ def test_environment_overrides_each_setting(monkeypatch):
     monkeypatch.setenv("AUDIOCLF_MAX_AUDIO_SECONDS", "12.5")
     monkeypatch.setenv("AUDIOCLF_MAX_BATCH_SIZE", "16")
     monkeypatch.setenv("AUDIOCLF_MAX_LATENCY_MS", "250")
-    monkeypatch.setenv("AUDIOCLF_HTTP_WORKERS", "2")
-    monkeypatch.setenv("AUDIOCLF_MODEL_WORKERS", "1")
+    monkeypatch.setenv("AUDIOCLF_WORKERS", "2")
+    monkeypatch.setenv("AUDIOCLF_MODEL_THREADS", "1")
     monkeypatch.setenv("AUDIOCLF_HTTP_PORT", "8080")
     monkeypatch.setenv("AUDIOCLF_GRPC_PORT", "9090")
     s = Settings()
     assert s.model_name == "digits" and s.default_top_k == 5
     assert (s.max_upload_bytes, s.max_audio_seconds, s.max_batch_size, s.max_latency_ms) == (123456, 12.5, 16, 250)
-    assert (s.http_workers, s.model_workers, s.http_port, s.grpc_port) == (2, 1, 8080, 9090)
+    assert (s.workers, s.model_threads, s.http_port, s.grpc_port) == (2, 1, 8080, 9090)
 
 
 @pytest.mark.parametrize(
@@ -39,7 +39,7 @@ def test_environment_overrides_each_setting(monkeypatch):
         ("MAX_BATCH_SIZE", "0"),
         ("HTTP_PORT", "70000"),
         ("MAX_AUDIO_SECONDS", "-1"),
-        ("HTTP_WORKERS", "many"),
+        ("WORKERS", "many"),
     ],
 )
 def test_invalid_values_are_refused_with_their_name(monkeypatch, name, value):
@@ -53,3 +53,14 @@ def test_http_and_grpc_cannot_share_a_port(monkeypatch):
     monkeypatch.setenv("AUDIOCLF_GRPC_PORT", "5000")
     with pytest.raises(ValidationError, match="both 5000"):
         Settings()
+
+
+def test_classification_routes_are_traced_only_when_asked(monkeypatch):
+    """BentoML's OpenTelemetry middleware would make a span per request even with no exporter (a fifth of a worker's
+    request CPU): the service config excludes the classification routes unless AUDIOCLF_TRACING is on."""
+    from service import http_api
+    from service.app import AudioClassifier
+
+    assert AudioClassifier.config["tracing"]["excluded_urls"] == list(http_api.ROUTES)
+    monkeypatch.setenv("AUDIOCLF_TRACING", "true")
+    assert Settings().tracing is True

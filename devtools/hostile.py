@@ -1,14 +1,16 @@
-"""Hostile and broken uploads, built from real audio: shared by the CI tests (tests/service/test_hostile.py) and the
-reliability script (scripts/reliability.py), which measures the server's memory while it answers them.
+"""Hostile and broken uploads, built from real audio, and broken models: shared by the CI tests
+(tests/service/test_hostile.py, test_main.py) and the reliability run (scripts/reliability), which measures the
+server's memory while it answers them.
 
-Each case names the file, and what the service must answer with the server's limits of 2 MB and 30 s
-(tests/conftest.py): the error code (None: classified, 200) and the HTTP status. gRPC gets the same code with the
-status of service.errors.STATUS.
+Each case names the file, and what the service must answer with the server's limits of 2 MB and 30 s (as
+tests/conftest.py and scripts/reliability set them): the error code (None: classified, 200) and the HTTP status.
+gRPC gets the same code with the status of service.errors.STATUS.
 """
 
 import io
 import struct
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
@@ -93,3 +95,25 @@ def cases(digit_wav: bytes, max_upload_bytes: int = 2_000_000) -> list[Case]:
         Case("name with NUL and CR LF", digit_wav, "invalid_form", 400, "a\x00b\r\nX-Evil: 1.wav", http_only=True),
         Case("unicode name", digit_wav, None, 200, "ziffer-sieben-\u2603-\u0663.wav", http_only=True),
     ]
+
+
+# Broken models, each applied to a copy of a model folder: the service must refuse to start, in one line.
+def truncate_model(folder: Path) -> None:
+    (folder / "model.keras").write_bytes((folder / "model.keras").read_bytes()[:1000])
+
+
+def flip_a_byte(folder: Path) -> None:
+    data = bytearray((folder / "model.keras").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (folder / "model.keras").write_bytes(bytes(data))
+
+
+def break_metadata(folder: Path) -> None:
+    (folder / "metadata.json").write_text('{"labels": ["a"]')
+
+
+DAMAGED_MODELS = {  # version name -> (what it is, how it is made)
+    "truncated": ("model.keras truncated", truncate_model),
+    "flipped": ("model.keras with a flipped byte", flip_a_byte),
+    "badmeta": ("metadata.json not JSON", break_metadata),
+}
