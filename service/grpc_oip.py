@@ -20,8 +20,9 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from service import metrics, oip
 from service.admission import Admission
+from service.contract import ClipResult
 from service.errors import RETRY_AFTER_S, RETRYABLE, RequestError
-from service.oip import pack_bytes, unpack_bytes  # noqa: F401  (the BYTES codec, imported from here by tests)
+from service.oip import pack_bytes, unpack_bytes
 from service.pipeline import Classifier, Readiness
 from service.settings import Settings
 
@@ -37,7 +38,7 @@ def message_limit(settings: Settings) -> int:
     return oip.request_limit(settings)
 
 
-def _top_k_parameter(params) -> int | None:
+def top_k_parameter(params) -> int | None:
     if "top_k" not in params:
         return None
     param = params["top_k"]
@@ -119,7 +120,7 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
                 clf = await self._readiness.wait()
                 oip.check_model(self._model_name, clf, request.model_name, request.model_version)
                 files = _input_files(request)
-                k = clf.top_k(_top_k_parameter(request.parameters))
+                k = clf.top_k(top_k_parameter(request.parameters))
                 wanted = oip.requested_outputs([o.name for o in request.outputs])
                 results = await clf.classify_many(files, k=k, name=oip.INPUT)
                 return _response(request, self._model_name, clf, results, k, wanted)
@@ -141,7 +142,7 @@ def _input_files(request) -> list[bytes]:
     return oip.check_count(n, files)
 
 
-def _response(request, model_name: str, clf: Classifier, results: list[dict], k: int, wanted: list[str]):
+def _response(request, model_name: str, clf: Classifier, results: list[ClipResult], k: int, wanted: list[str]):
     labels, scores = oip.output_rows(results)
     response = service_pb2.ModelInferResponse(model_name=model_name, model_version=clf.info.version, id=request.id)
     for name in wanted:

@@ -23,12 +23,12 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
 from starlette.datastructures import Headers, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from service import metrics
 from service.admission import Admission
+from service.contract import Classification, ErrorBody, to_json
 from service.errors import RETRY_AFTER_S, RequestError
 from service.pipeline import Readiness
 
@@ -42,31 +42,6 @@ REASON_HEADER = "X-Audioclf-Error"
 T = TypeVar("T")
 _TRUE = {"true", "1", "yes", "on", "t", "y"}
 _FALSE = {"false", "0", "no", "off", "f", "n", ""}
-
-
-class Prediction(BaseModel):
-    label: str
-    score: float
-
-
-class Segment(BaseModel):
-    start_s: float
-    end_s: float
-    predictions: list[Prediction]
-
-
-class Classification(BaseModel):
-    model: str = Field(description="The BentoML tag of the model that answered.")
-    predictions: list[Prediction] = Field(description="Clip-level top-k, best first (window scores averaged).")
-    duration_s: float = Field(description="Duration of the decoded audio.")
-    sample_rate: int = Field(description="Sample rate of the uploaded file.")
-    channels: int = Field(description="Channels of the uploaded file (mixed to mono before features).")
-    segments: list[Segment] | None = Field(None, description="Per-window predictions, only with segments=true.")
-
-
-class ErrorBody(BaseModel):
-    error: str = Field(description="The reason, machine-readable (docs/service.md lists them).")
-    detail: str = Field(description="What is wrong, for people.")
 
 
 _FORM_SCHEMA = {
@@ -237,7 +212,7 @@ class ClassifyRoute(UploadRoute):
         del body
         clf = await self.readiness.wait()
         k = clf.top_k(top_k)
-        return JSONResponse(await self.in_time(clf.classify(audio, k=k, segments=segments)))
+        return JSONResponse(to_json(await self.in_time(clf.classify(audio, k=k, segments=segments))))
 
     async def _form(self, headers: Headers, body: bytes) -> tuple[bytes, int | None, bool]:
         async def stream():

@@ -10,6 +10,7 @@ import importlib.metadata
 import struct
 from typing import Any
 
+from service.contract import SCORE_DECIMALS, ClipResult
 from service.errors import RequestError
 from service.pipeline import Classifier
 from service.settings import Settings
@@ -118,10 +119,11 @@ def unpack_bytes(raw: bytes) -> list[bytes]:
     return items
 
 
-def output_rows(results: list[dict]) -> tuple[list[str], list[float]]:
-    """Every file's top-k labels and scores, flattened row-major ([N, k] -> N*k), best first within a row."""
-    labels = [p["label"] for r in results for p in r["predictions"]]
-    scores = [p["score"] for r in results for p in r["predictions"]]
+def output_rows(results: list[ClipResult]) -> tuple[list[str], list[float]]:
+    """The renderer of OIP's outputs: every file's top-k labels and scores, flattened row-major ([N, k] -> N*k),
+    best first within a row. Scores are rounded as `/classify`'s are, so every protocol gives the same answer."""
+    labels = [p.label for r in results for p in r.predictions]
+    scores = [round(p.score, SCORE_DECIMALS) for r in results for p in r.predictions]
     return labels, scores
 
 

@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, Response
 
 from service import oip
 from service.admission import Admission
+from service.contract import ClipResult
 from service.errors import RequestError
 from service.http_api import UploadRoute
 from service.pipeline import Classifier, Readiness
@@ -221,7 +222,12 @@ def _flag(value: Any, name: str) -> bool:
 
 
 def _response(
-    model_name: str, clf: Classifier, results: list[dict], k: int, outputs: list[tuple[str, bool]], request_id: Any
+    model_name: str,
+    clf: Classifier,
+    results: list[ClipResult],
+    k: int,
+    outputs: list[tuple[str, bool]],
+    request_id: Any,
 ) -> Response:
     labels, scores = oip.output_rows(results)
     head: dict[str, Any] = {"model_name": model_name, "model_version": clf.info.version}

@@ -1,5 +1,5 @@
 """One clip's way through the service, the same for HTTP and gRPC: bytes -> audio -> windows -> (batched)
-features -> model -> answer.
+features -> model -> a typed answer (service.contract.ClipResult), which each protocol renders.
 
 Decoding, windowing and features use audiocore, the code training evaluates with, and the model's own
 FeatureConfig, so a file gets the features it would get in training's evaluation. Decoding runs in a thread pool
@@ -11,7 +11,6 @@ import asyncio
 import logging
 import time
 from concurrent.futures import Executor
-from typing import Any
 
 import numpy as np
 
@@ -19,6 +18,7 @@ from audiocore.aggregate import clip_scores, top_k
 from audiocore.clip import Limits, Prepared, prepare
 from audiocore.errors import AudioError
 from service import metrics
+from service.contract import ClipResult, Ranked, WindowResult
 from service.errors import RequestError
 from service.model import ModelInfo
 from service.scorer import Scorer
@@ -26,31 +26,31 @@ from service.scorer import Scorer
 log = logging.getLogger("audioclf.pipeline")
 
 
-def answer(prepared: Prepared, window_probs: np.ndarray, labels: list[str], k: int, segments: bool, tag: str) -> dict:
-    """The JSON answer: clip-level top-k (windows averaged, as training evaluates) and optionally every window's."""
+def clip_result(
+    prepared: Prepared, window_probs: np.ndarray, labels: list[str], k: int, segments: bool, tag: str
+) -> ClipResult:
+    """One clip's typed answer: clip-level top-k (windows averaged, as training evaluates) and optionally every
+    window's."""
     audio = prepared.audio
-    body: dict[str, Any] = {
-        "model": tag,
-        "predictions": _ranked(clip_scores(window_probs), labels, k),
-        "duration_s": round(audio.duration_s, 4),
-        "sample_rate": audio.original_sample_rate,
-        "channels": audio.channels,
-    }
+    windows = None
     if segments:
         # A short clip's one window is centred with padding around it: report the part that holds audio.
-        body["segments"] = [
-            {
-                "start_s": round(max(0.0, float(start)), 4),
-                "end_s": round(min(audio.duration_s, float(end)), 4),
-                "predictions": _ranked(probs, labels, k),
-            }
+        windows = tuple(
+            WindowResult(max(0.0, float(start)), min(audio.duration_s, float(end)), _ranked(probs, labels, k))
             for start, end, probs in zip(prepared.starts_s, prepared.ends_s, window_probs, strict=True)
-        ]
-    return body
+        )
+    return ClipResult(
+        model=tag,
+        predictions=_ranked(clip_scores(window_probs), labels, k),
+        duration_s=audio.duration_s,
+        sample_rate=audio.original_sample_rate,
+        channels=audio.channels,
+        segments=windows,
+    )
 
 
-def _ranked(scores: np.ndarray, labels: list[str], k: int) -> list[dict]:
-    return [{"label": label, "score": round(score, 6)} for label, score in top_k(scores, labels, k)]
+def _ranked(scores: np.ndarray, labels: list[str], k: int) -> tuple[Ranked, ...]:
+    return tuple(Ranked(label, float(score)) for label, score in top_k(scores, labels, k))
 
 
 class Classifier:
@@ -92,14 +92,14 @@ class Classifier:
         with each other and with other requests')."""
         return list(await asyncio.gather(*(self.scorer.scores(clip.windows) for clip in clips)))
 
-    async def classify(self, data: bytes, *, k: int, segments: bool = False, record: bool = True) -> dict:
+    async def classify(self, data: bytes, *, k: int, segments: bool = False, record: bool = True) -> ClipResult:
         """One file's answer (HTTP)."""
-        (body,) = await self.classify_many([data], k=k, segments=segments, record=record, name=None)
-        return body
+        (clip,) = await self.classify_many([data], k=k, segments=segments, record=record, name=None)
+        return clip
 
     async def classify_many(
         self, files: list[bytes], *, k: int, segments: bool = False, record: bool = True, name: str | None = "audio"
-    ) -> list[dict]:
+    ) -> list[ClipResult]:
         """Answers for several files (a gRPC request): prepared concurrently, scored through the batcher.
         If any file is unusable the whole request fails with the first such file's reason, naming it."""
         where = [f"{name}[{i}]" if name else None for i in range(len(files))]
@@ -109,14 +109,14 @@ class Classifier:
         for result in prepared:
             if isinstance(result, BaseException):
                 raise result
-        bodies = [
-            answer(clip, probs, self.labels, k, segments, self.info.tag)
+        results = [
+            clip_result(clip, probs, self.labels, k, segments, self.info.tag)
             for clip, probs in zip(prepared, await self.scores(prepared), strict=True)
         ]
         if record:
-            for body in bodies:
-                self.metrics.predictions.labels(label=body["predictions"][0]["label"]).inc()
-        return bodies
+            for clip in results:
+                self.metrics.predictions.labels(label=clip.label).inc()
+        return results
 
 
 class Readiness:

@@ -1,5 +1,5 @@
 """The tree's layering: tools and product code never import the tests, the tooling's floor (devtools) never imports
-pytest, and training and the service never import each other."""
+pytest, training and the service never import each other, and tests use the packages' public names only."""
 
 import ast
 import subprocess
@@ -32,6 +32,20 @@ def imported(path: Path) -> set[str]:
     return names
 
 
+PROJECT = {"audiocore", "training", "service", "devtools", "loadtests", "scripts", "k8s"}
+
+
+def private_imports(path: Path) -> list[str]:
+    """`from <project module> import _name`: a test that reaches for a private name pins an implementation."""
+    return [
+        f"{node.module}.{alias.name}"
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and node.module.split(".")[0] in PROJECT
+        for alias in node.names
+        if alias.name.startswith("_") and not alias.name.startswith("__")
+    ]
+
+
 FILES = {p.relative_to(ROOT).as_posix(): imported(p) for p in tracked_python()}
 OUTSIDE_TESTS = {name: found for name, found in FILES.items() if not name.startswith("tests/")}
 
@@ -56,3 +70,8 @@ def test_nothing_outside_tests_imports_the_tests():
 def test_each_package_imports_only_what_lies_below_it(package, forbidden):
     wrong = {name: sorted(found & forbidden) for name, found in FILES.items() if name.startswith(package)}
     assert not {name: bad for name, bad in wrong.items() if bad}
+
+
+def test_tests_import_no_private_names():
+    found = {p.relative_to(ROOT).as_posix(): private_imports(p) for p in tracked_python() if "tests" in p.parts}
+    assert {name: bad for name, bad in found.items() if bad} == {}

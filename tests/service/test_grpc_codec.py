@@ -6,7 +6,8 @@ from tritonclient.grpc import service_pb2
 from tritonclient.utils import deserialize_bytes_tensor, serialize_byte_tensor
 
 from service.errors import RequestError
-from service.grpc_oip import _top_k_parameter, pack_bytes, unpack_bytes
+from service.grpc_oip import top_k_parameter
+from service.oip import pack_bytes, unpack_bytes
 
 
 def test_bytes_round_trip_and_match_tritonclient():
@@ -36,11 +37,11 @@ def _params(**kinds):
     [("int64_param", 4, 4), ("uint64_param", 2, 2), ("string_param", "5", 5), ("double_param", 3.0, 3)],
 )
 def test_top_k_accepts_integer_parameters(kind, value, expected):
-    assert _top_k_parameter(_params(top_k=(kind, value))) == expected
+    assert top_k_parameter(_params(top_k=(kind, value))) == expected
 
 
 def test_top_k_absent_or_not_an_integer():
-    assert _top_k_parameter(_params()) is None
+    assert top_k_parameter(_params()) is None
     for kind, value in [("bool_param", True), ("string_param", "three"), ("double_param", 2.5)]:
         with pytest.raises(RequestError, match="integer"):
-            _top_k_parameter(_params(top_k=(kind, value)))
+            top_k_parameter(_params(top_k=(kind, value)))

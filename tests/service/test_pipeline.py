@@ -9,7 +9,7 @@ import pytest
 from audiocore.clip import Limits, Prepared, prepare
 from audiocore.decode import decode
 from audiocore.errors import AudioTooLarge, AudioTooLong
-from service.pipeline import answer
+from service.pipeline import clip_result
 from service.scorer import Scorer
 from tests.conftest import ROOT
 from training.config import load_config
@@ -84,23 +84,25 @@ def _prepared(duration_s: float, starts: list[float], window_s: float = 1.0) -> 
     return Prepared(audio, np.zeros((len(starts), 8000), np.float32), np.array(starts), window_s)
 
 
-def test_answer_ranks_the_clip_and_reports_the_upload():
+def test_the_result_ranks_the_clip_and_reports_the_upload():
     probs = np.array([[0.1, 0.7, 0.2], [0.3, 0.5, 0.2]], dtype=np.float32)
-    body = answer(_prepared(1.5, [0.0, 0.5]), probs, ["a", "b", "c"], k=2, segments=False, tag="m:v1")
-    assert body["model"] == "m:v1"
-    assert [p["label"] for p in body["predictions"]] == ["b", "a"]  # mean scores 0.6, 0.2, 0.2: ties keep order
-    assert body["predictions"][0]["score"] == pytest.approx(0.6)
-    assert (body["duration_s"], body["sample_rate"], body["channels"]) == (1.5, 44100, 2)
-    assert "segments" not in body
+    clip = clip_result(_prepared(1.5, [0.0, 0.5]), probs, ["a", "b", "c"], k=2, segments=False, tag="m:v1")
+    assert clip.model == "m:v1"
+    assert [p.label for p in clip.predictions] == ["b", "a"]  # mean scores 0.6, 0.2, 0.2: ties keep order
+    assert clip.label == "b"
+    assert clip.predictions[0].score == pytest.approx(0.6)
+    assert isinstance(clip.predictions[0].score, float)
+    assert (clip.duration_s, clip.sample_rate, clip.channels) == (1.5, 44100, 2)
+    assert clip.segments is None
 
 
 def test_segments_hold_each_windows_ranking_within_the_clip():
     probs = np.array([[0.9, 0.1], [0.2, 0.8]], dtype=np.float32)
-    body = answer(_prepared(1.2, [0.0, 0.2]), probs, ["x", "y"], k=1, segments=True, tag="m:v1")
-    assert [(s["start_s"], s["end_s"]) for s in body["segments"]] == [(0.0, 1.0), (0.2, 1.2)]
-    assert [s["predictions"][0]["label"] for s in body["segments"]] == ["x", "y"]
-    short = answer(_prepared(0.4, [-0.3]), probs[:1], ["x", "y"], k=2, segments=True, tag="m:v1")
-    assert (short["segments"][0]["start_s"], short["segments"][0]["end_s"]) == (0.0, 0.4)  # padding is not audio
+    clip = clip_result(_prepared(1.2, [0.0, 0.2]), probs, ["x", "y"], k=1, segments=True, tag="m:v1")
+    assert [(w.start_s, w.end_s) for w in clip.segments] == [(0.0, 1.0), (0.2, 1.2)]
+    assert [w.predictions[0].label for w in clip.segments] == ["x", "y"]
+    short = clip_result(_prepared(0.4, [-0.3]), probs[:1], ["x", "y"], k=2, segments=True, tag="m:v1")
+    assert (short.segments[0].start_s, short.segments[0].end_s) == (0.0, 0.4)  # padding is not audio
 
 
 def test_a_request_waits_for_warm_up_then_gives_up_with_not_ready():
