@@ -34,6 +34,13 @@ class Server:
         except requests.RequestException:
             return False
 
+    def dead(self) -> bool:
+        """A worker answers /livez with 503: its warm-up failed or its scoring stopped (it will never be ready)."""
+        try:
+            return requests.get(f"{self.http}/livez", timeout=5).status_code == 503
+        except requests.RequestException:
+            return False
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -80,12 +87,15 @@ def private_home(folder: Path) -> dict:
 
 def wait_ready(proc: subprocess.Popen, server: Server, timeout_s: float = READY_TIMEOUT_S) -> None:
     """Until /readyz answers 200 on 20 fresh connections in a row: the kernel hands each to one of the workers, and
-    every worker warms up on its own. ServerFailed when the server exits or `timeout_s` passes first."""
+    every worker warms up on its own. ServerFailed when the server exits, a worker reports itself dead (a failed
+    warm-up: no need to wait out the timeout) or `timeout_s` passes first."""
     deadline, in_a_row = time.monotonic() + timeout_s, 0
     while time.monotonic() < deadline and in_a_row < 20:
         if proc.poll() is not None:
             raise ServerFailed(f"the server exited with {proc.returncode}:\n{log_tail(server.log)}")
         in_a_row = in_a_row + 1 if server.ready() else 0
+        if not in_a_row and server.dead():
+            raise ServerFailed(f"a worker answers /livez with 503 (warm-up failed?):\n{log_tail(server.log)}")
         time.sleep(0.1 if in_a_row else 1.0)
     if in_a_row < 20:
         raise ServerFailed(f"the server was not ready within {timeout_s:.0f} s:\n{log_tail(server.log)}")
