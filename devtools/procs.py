@@ -3,7 +3,8 @@ and the peak memory while a request is answered.
 
 `python -m service` execs `bentoml serve` (the arbiter, circus), which starts the workers (each a whole server
 with its own model, run as `python -m _bentoml_impl.worker.service`); any other process in the tree (LitServe's,
-in the benchmark's reference row) is an "other process". Roles are read from the command lines, here only.
+in the benchmark's reference row) is an "other process". A worker is recognised as the service recognises its
+siblings (service.lifecycle.is_worker).
 """
 
 import threading
@@ -12,12 +13,12 @@ from dataclasses import dataclass
 
 import psutil
 
-WORKER_MODULE = "_bentoml_impl.worker.service"  # what `bentoml serve` runs each worker as
+from service.lifecycle import is_worker
 
 
 def role(proc: psutil.Process) -> str:
     cmd = proc.cmdline()
-    if WORKER_MODULE in cmd:
+    if is_worker(cmd):
         return "worker"
     line = " ".join(cmd)
     if "bentoml serve" in line or "-m service" in line:

@@ -31,7 +31,7 @@ from service import http_api, metrics, model_check, oip, oip_rest
 from service.admission import Admission
 from service.errors import STATUS
 from service.grpc_oip import GrpcServer
-from service.lifecycle import Drain
+from service.lifecycle import Drain, Siblings
 from service.model import ServedModel
 from service.pipeline import Classifier, Readiness
 from service.scorer import Scorer
@@ -112,6 +112,7 @@ class AudioClassifier:
         self._tasks: list[asyncio.Task] = []
         self._scorer: Scorer | None = None
         self._failed = False
+        self._siblings = Siblings(settings.workers, settings.worker_loss_grace_s)
 
     @bentoml.on_deployment
     def _check_model() -> None:
@@ -194,6 +195,6 @@ class AudioClassifier:
     def __is_alive__(self) -> bool:
         """False once warm-up failed or the scoring thread died or stalled: inside a container BentoML does not
         restart a broken worker (BENTOML_CONTAINERIZED), so only a failing liveness probe gets the pod restarted."""
-        if self._failed:
+        if self._failed or not self._siblings.complete():
             return False
         return self._scorer is None or self._scorer.alive(STALL_S)

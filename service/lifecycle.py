@@ -1,5 +1,6 @@
-"""Graceful shutdown: on SIGTERM a worker turns unready first, keeps serving while load balancers notice, then
-finishes what it accepted.
+"""A worker's life among its siblings. Graceful shutdown: on SIGTERM a worker turns unready first, keeps serving
+while load balancers notice, then finishes what it accepted. Lost siblings: a worker notices when the server runs
+with fewer workers than configured, and reports itself not alive.
 
 Without this, circus (behind `bentoml serve`) sends SIGTERM to every worker at once, and the workers keep
 answering /readyz 200 until their sockets close (docs/reliability.md).
@@ -13,9 +14,14 @@ import asyncio
 import logging
 import os
 import signal
+import time
 from collections.abc import Awaitable, Callable
 
+import psutil
+
 log = logging.getLogger("audioclf.lifecycle")
+
+WORKER_MODULE = "_bentoml_impl.worker.service"  # what `bentoml serve` runs each worker as (python -m ...)
 
 
 def _wrap_sigterm(on_term: Callable[[Callable[[], None]], Awaitable[None]]) -> None:
@@ -63,3 +69,53 @@ class Drain:
             await asyncio.sleep(self.delay_s)
             self._on_stop()
             stop()
+
+
+def is_worker(cmdline: list[str]) -> bool:
+    """A process command line is one of `bentoml serve`'s workers."""
+    return WORKER_MODULE in cmdline
+
+
+class Siblings:
+    """Whether the server still has all of its `expected` workers (this one included).
+
+    Inside images built by `bentoml containerize` (BENTOML_CONTAINERIZED) circus does not restart a killed worker:
+    the pod would serve on with fewer workers, ready, and nothing would restart it. A worker that sees fewer than
+    `expected` workers beside it for longer than `grace_s` reports itself not alive (/livez 503), and the liveness
+    probe restarts the pod. Outside containers circus restarts a killed worker within a second or two, well inside
+    the grace. A process that is not one of `bentoml serve`'s workers (a test, a script) always counts as complete.
+    """
+
+    def __init__(self, expected: int, grace_s: float):
+        self.expected = expected
+        self.grace_s = grace_s
+        self._short_since: float | None = None
+        self._enabled = is_worker(psutil.Process().cmdline())
+
+    def count(self) -> int:
+        """Workers under this worker's parent (the arbiter), this one included."""
+        found = 0
+        for child in psutil.Process(os.getppid()).children():
+            try:
+                found += is_worker(child.cmdline())
+            except psutil.Error:  # gone while we looked
+                continue
+        return found
+
+    def complete(self) -> bool:
+        if not self._enabled:
+            return True
+        try:
+            n = self.count()
+        except psutil.Error:
+            return True  # the arbiter itself is gone: the worker is stopping anyway
+        now = time.monotonic()
+        if n >= self.expected:
+            self._short_since = None
+            return True
+        if self._short_since is None:
+            self._short_since = now
+            log.warning(
+                "%d of %d workers running: not alive in %.0f s unless it is replaced", n, self.expected, self.grace_s
+            )
+        return now - self._short_since < self.grace_s

@@ -52,6 +52,13 @@ class Settings(BaseSettings):
         description="OpenTelemetry spans for classification requests (BentoML's tracing; configure its exporter). "
         "Off, they are not created at all: with no exporter they were a fifth of a worker's request-handling CPU.",
     )
+    worker_loss_grace_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="With fewer workers running than configured for this long, /livez fails (a container's killed "
+        "worker is not restarted).",
+    )
     drain_s: float = Field(
         2.0, ge=0, le=300, description="After SIGTERM: seconds a worker serves on, already unready, before it stops."
     )

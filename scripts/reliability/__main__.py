@@ -28,7 +28,7 @@ def main() -> int:
         return 2
     os.environ["BENTOML_HOME"] = str(home)
 
-    started = time.monotonic()
+    started, load = time.monotonic(), os.getloadavg()
     proc, server = start_server(tag, home / "server.log", **SETTINGS)
     sections: dict[str, str] = {}
     try:
@@ -57,7 +57,7 @@ def main() -> int:
     sections["models"] = table(startup.HEADER, startup.rows(home, tag))
     print("audits ...", flush=True)
     sections["audits"] = table(audits.HEADER, audits.rows())
-    report.write(args.out, sections, time.monotonic() - started)
+    report.write(args.out, sections, time.monotonic() - started, load)
     shutil.rmtree(home, ignore_errors=True)
     print(f"wrote {args.out}")
     return 0

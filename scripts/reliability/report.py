@@ -9,16 +9,16 @@ from scripts.reliability import SETTINGS
 MARKER = "<!-- generated -->"
 
 
-def write(out: Path, s: dict, seconds: float) -> None:
-    """`s`: the sections (markdown tables and figures) by name."""
+def write(out: Path, s: dict, seconds: float, load: tuple[float, float, float]) -> None:
+    """`s`: the sections (markdown tables and figures) by name; `load`: the load average when the run started."""
     head = out.read_text().split(MARKER)[0] if out.exists() else "# Reliability\n\n"
     body = f"""{MARKER}
 ## Measured
 
 Written by `.venv/bin/python -m scripts.reliability` (`make reliability`) on {datetime.date.today()},
 {machine.line()}; run time {seconds / 60:.1f} min. Server: `python -m service` with {SETTINGS}, 2 workers (each
-HTTP, gRPC and the model). The machine was shared with other jobs while this ran: memory figures are robust to
-that, times are not.
+HTTP, gRPC and the model). Load average when it started: {", ".join(f"{x:.2f}" for x in load)} (on a machine
+shared with other jobs, memory figures stay robust; times do not).
 
 ### Hostile input
 
