@@ -56,14 +56,14 @@ def frame(samples: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarr
 # filter bank alone was ~1 ms of a short clip's ~3 ms. Built once per config (FeatureConfig is frozen, so hashable)
 # and handed to the same librosa/numpy calls, they give the same features bit for bit. Read-only: they are shared.
 @lru_cache(maxsize=16)
-def _hann(n_fft: int) -> np.ndarray:
+def hann_window(n_fft: int) -> np.ndarray:
     window = librosa.filters.get_window("hann", n_fft, fftbins=True)
     window.flags.writeable = False
     return window
 
 
 @lru_cache(maxsize=16)
-def _mel_basis(cfg: FeatureConfig) -> np.ndarray:
+def mel_basis(cfg: FeatureConfig) -> np.ndarray:
     basis = librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax)
     basis.flags.writeable = False
     return basis
@@ -75,7 +75,7 @@ def power_spectrogram(signals: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
         np.asarray(signals, dtype=np.float32),
         n_fft=cfg.n_fft,
         hop_length=cfg.hop_length,
-        window=_hann(cfg.n_fft),
+        window=hann_window(cfg.n_fft),
         pad_mode="constant",
     )
     return (spec.real**2 + spec.imag**2).astype(np.float32)
@@ -90,7 +90,7 @@ def features_from_power(power: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     # window by window (BLAS, 6-16x faster than numpy's einsum for batches of 16-64 windows); einsum(optimize=True)
     # made one BLAS call of the whole batch, whose rounding depended on which other windows were in it (up to 6e-5
     # apart in MFCC), so a window's features depended on its batch.
-    mel = np.matmul(_mel_basis(cfg), power)  # (n, n_mels, frames)
+    mel = np.matmul(mel_basis(cfg), power)  # (n, n_mels, frames)
     db = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None)
     db = np.maximum(db, db.max(axis=(1, 2), keepdims=True) - cfg.top_db)
     feats = db if cfg.kind == "logmel" else librosa.feature.mfcc(S=db, n_mfcc=cfg.n_mfcc)  # DCT-II, ortho
