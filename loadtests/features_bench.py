@@ -126,10 +126,8 @@ def main(argv: list[str]) -> int:
     print(f"Machine: {machine.line()}; Keras backend {keras.backend.backend()}")
     print(f"Date: {datetime.now(UTC).isoformat(timespec='seconds')}. Model: {args.model_dir} ({meta.features.kind}).")
     threads = os.environ.get("OMP_NUM_THREADS", "default")
-    print(
-        f"Command: `python -m loadtests.features_bench {' '.join(argv)}` (OMP_NUM_THREADS {threads}, "
-        f"TensorFlow threads {args.threads})\n"
-    )
+    bounded = f", TensorFlow threads {args.threads}" if keras.backend.backend() == "tensorflow" else ""
+    print(f"Command: `python -m loadtests.features_bench {' '.join(argv)}` (OMP_NUM_THREADS {threads}{bounded})\n")
     print(
         f"FSDD test split, {acc['clips']} clips ({acc['windows']} windows): "
         f"accuracy librosa {acc['acc']['librosa']:.4f}, "

@@ -22,9 +22,10 @@ def main(argv: list[str]) -> int:
     except ValidationError as exc:
         sys.stderr.write(f"invalid AUDIOCLF_* settings:\n{exc}\n")
         return 2
-    from service.model_check import ModelUnusable, check
+    from service.model_check import ModelUnusable, check, check_backend
 
     try:
+        check_backend(settings.keras_backend)
         check(settings.model_tag)
     except ModelUnusable as exc:
         sys.stderr.write(f"{exc}\n")

@@ -118,6 +118,7 @@ class AudioClassifier:
     def _check_model() -> None:
         """Runs once in `bentoml serve`'s own process before any worker: a missing or corrupt model stops it there,
         with the reason, instead of workers that circus restarts forever."""
+        model_check.check_backend(settings.keras_backend)
         model_check.check(settings.model_tag)
 
     @bentoml.on_startup
@@ -152,7 +153,9 @@ class AudioClassifier:
         traceback, and the worker stays unready with /livez failing, so Kubernetes restarts the pod."""
         started = time.monotonic()
         try:
-            model = await asyncio.to_thread(ServedModel, settings.model_tag, settings.model_threads)
+            model = await asyncio.to_thread(
+                ServedModel, settings.model_tag, settings.model_threads, settings.keras_backend
+            )
             self._scorer = Scorer(
                 model.predict,
                 model.info.features,

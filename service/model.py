@@ -1,9 +1,10 @@
-"""The model a worker serves: found in the BentoML store, loaded into this process with TensorFlow's threads
-bounded, and described by the metadata it was trained with (tag, labels, feature settings, metrics).
+"""The model a worker serves: found in the BentoML store, loaded into this process on the Keras backend that
+KERAS_BACKEND names (TensorFlow by default, its threads bounded; JAX or torch on GPU machines), and described by
+the metadata it was trained with (tag, labels, feature settings, metrics).
 
 Every worker holds its own copy (about 400 MiB of RSS for the default model with TensorFlow), so a request never
-leaves the process that accepted it. On a GPU, memory is allocated as needed rather than all at start, so several
-workers can share one card.
+leaves the process that accepted it. On a GPU, memory is allocated as needed rather than all at start (TensorFlow's
+memory growth, JAX without preallocation), so several workers can share one card.
 """
 
 import logging
@@ -37,8 +38,8 @@ class ModelInfo:
 class ServedModel:
     """The Keras model and its metadata; `predict` maps features (n, frames, n_features) to softmax scores."""
 
-    def __init__(self, tag: str, threads: int):
-        _configure_tensorflow(threads)
+    def __init__(self, tag: str, threads: int, backend: str = "tensorflow"):
+        _configure_backend(backend, threads)
         exact, folder = model_check.locate(tag)  # checked whole before any worker started (on_deployment)
         self.keras, meta = artifact.load(folder)
         name, _, version = exact.partition(":")
@@ -52,7 +53,7 @@ class ServedModel:
         )
         for n in (1, 2, 3, 8):  # trace Keras's predict function before the first request pays for it
             self.predict(np.zeros((n, *meta.features.input_shape), dtype=np.float32))
-        log.info("model %s loaded: %d labels, input %s", exact, len(meta.labels), self.keras.input_shape)
+        log.info("model %s loaded on %s: %d labels, input %s", exact, backend, len(meta.labels), self.keras.input_shape)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         chunks = [
@@ -60,6 +61,25 @@ class ServedModel:
             for lo in range(0, len(features), PREDICT_CHUNK)
         ]
         return np.concatenate(chunks).astype(np.float32, copy=False)
+
+
+def _configure_backend(backend: str, threads: int) -> None:
+    """Before Keras runs anything: the backend Keras was imported with is the one asked for, and its resources are
+    bounded (TensorFlow's threads and GPU memory; JAX's GPU memory, which it would otherwise take 75 % of per
+    process, so that several workers could not share a card)."""
+    import os
+
+    if backend == "jax":
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    import keras
+
+    if keras.backend.backend() != backend:
+        raise RuntimeError(
+            f"Keras runs on {keras.backend.backend()!r}, not KERAS_BACKEND={backend!r}: keras was imported before the "
+            "variable was set, or ~/.keras/keras.json names another backend"
+        )
+    if backend == "tensorflow":
+        _configure_tensorflow(threads)
 
 
 def _configure_tensorflow(threads: int) -> None:

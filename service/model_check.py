@@ -1,12 +1,14 @@
-"""A cheap check, before any worker starts, that the model to serve exists and is not damaged.
+"""A cheap check, before any worker starts, that the model to serve exists and is not damaged, and that the Keras
+backend to run it on is installed.
 
-Loading the model takes TensorFlow and seconds; a missing or corrupt model found only then makes the model worker
-die and circus restart it over and over while the entry workers wait. These checks take milliseconds: the tag
+Loading the model takes a framework and seconds; a missing or corrupt model found only then makes workers die and
+circus restart them over and over. These checks take milliseconds: the backend's package is importable, the tag
 resolves in the store, metadata.json validates, and model.keras is an intact zip (every member's CRC) whose
-config.json parses. `python -m service` runs them and exits 2 with one line; the entry service runs them as its
+config.json parses. `python -m service` runs them and exits 2 with one line; the service runs them as its
 deployment hook, so `bentoml serve` (the container's command) refuses to start the same way.
 """
 
+import importlib.util
 import json
 import zipfile
 import zlib
@@ -44,6 +46,18 @@ def check(tag: str) -> Path:
     except (OSError, zipfile.BadZipFile, zlib.error, KeyError, ValueError) as exc:
         raise ModelUnusable(f"model {tag!r} is corrupt: {model_file}: {_one_line(exc)}") from None
     return folder
+
+
+BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+
+
+def check_backend(backend: str) -> None:
+    """The Keras backend named by KERAS_BACKEND is installed (ModelUnusable otherwise)."""
+    if importlib.util.find_spec(BACKEND_MODULES[backend]) is None:
+        raise ModelUnusable(
+            f"KERAS_BACKEND={backend}, but {BACKEND_MODULES[backend]} is not installed here; install it or choose "
+            f"another backend ({', '.join(m for m in BACKEND_MODULES if importlib.util.find_spec(m))} are)"
+        )
 
 
 def _one_line(exc: Exception) -> str:

@@ -4,8 +4,9 @@ Preprocessing parameters and labels are deliberately absent: they belong to the 
 """
 
 from functools import lru_cache
+from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -13,6 +14,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AUDIOCLF_", extra="ignore", frozen=True)
 
     model_tag: str = Field("audio_classifier:latest", description="BentoML store tag of the model to serve.")
+    # Keras's own variable (not AUDIOCLF_*): Keras reads it when it is imported, in every worker; read here to be
+    # validated before any worker starts. The same .keras artifact runs on each (tests/service/test_model.py).
+    keras_backend: Literal["tensorflow", "jax", "torch"] = Field(
+        "tensorflow",
+        validation_alias="KERAS_BACKEND",
+        description="Keras backend that runs the model: tensorflow (the CPU image), jax or torch (GPU machines).",
+    )
     default_top_k: int = Field(3, ge=1, le=1000, description="Predictions returned when a request names no top_k.")
     max_upload_bytes: int = Field(10 * 2**20, ge=1024, description="Largest accepted encoded file.")
     max_audio_seconds: float = Field(60.0, gt=0, le=3600, description="Longest accepted clip (declared or decoded).")
@@ -62,6 +70,11 @@ class Settings(BaseSettings):
     drain_s: float = Field(
         2.0, ge=0, le=300, description="After SIGTERM: seconds a worker serves on, already unready, before it stops."
     )
+
+    @field_validator("keras_backend", mode="before")
+    @classmethod
+    def _unset_backend(cls, value):
+        return value or "tensorflow"  # set but empty: Keras takes its default, so do we
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> "Settings":

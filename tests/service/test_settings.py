@@ -64,3 +64,24 @@ def test_classification_routes_are_traced_only_when_asked(monkeypatch):
     assert AudioClassifier.config["tracing"]["excluded_urls"] == list(http_api.ROUTES)
     monkeypatch.setenv("AUDIOCLF_TRACING", "true")
     assert Settings().tracing is True
+
+
+def test_the_keras_backend_is_kerass_own_variable_validated(monkeypatch):
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    assert Settings().keras_backend == "tensorflow"
+    monkeypatch.setenv("KERAS_BACKEND", "")  # set but empty: Keras's default
+    assert Settings().keras_backend == "tensorflow"
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert Settings().keras_backend == "jax"
+    monkeypatch.setenv("KERAS_BACKEND", "theano")
+    with pytest.raises(ValidationError, match="KERAS_BACKEND"):
+        Settings()
+
+
+def test_a_backend_that_is_not_installed_is_refused_before_serving():
+    from service.model_check import ModelUnusable, check_backend
+
+    check_backend("tensorflow")
+    check_backend("jax")
+    with pytest.raises(ModelUnusable, match="torch is not installed"):
+        check_backend("torch")
