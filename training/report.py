@@ -105,12 +105,30 @@ def diagnose(summary: dict) -> list[str]:
         )
     base = summary["baseline"].get("test") or summary["baseline"]["val"]
     cnn = summary.get("test") or summary["val"]
+    diff = cnn["balanced_accuracy"] - base["balanced_accuracy"]
+    n = cnn.get("clips") or base.get("clips") or 0
+    # One test split: the error bar is the binomial standard error of the difference of two accuracies on n clips.
+    error = float(np.sqrt((_var(cnn["balanced_accuracy"]) + _var(base["balanced_accuracy"])) / n)) if n else 0.0
     notes.append(
         f"Against the baseline (logistic regression on clip-mean MFCCs): CNN {cnn['balanced_accuracy']:.3f} vs "
-        f"baseline {base['balanced_accuracy']:.3f} balanced accuracy "
-        f"({cnn['balanced_accuracy'] - base['balanced_accuracy']:+.3f})."
+        f"baseline {base['balanced_accuracy']:.3f} balanced accuracy. "
+        + verdict(diff, error, "balanced accuracy", f"on {n} test clips")
     )
     return notes
+
+
+def verdict(diff: float, error: float, metric: str, basis: str) -> str:
+    """One plain sentence: which of the CNN and the baseline is ahead on `metric`, by how much (`diff` = CNN minus
+    baseline), with its error bar (± `error`, one standard error)."""
+    if abs(diff) <= error:
+        within = "within one standard error"
+        return f"The CNN and the baseline are level: {diff:+.3f} ± {error:.3f} {metric} {basis}, {within}."
+    leader, margin = ("The CNN beats the baseline", diff) if diff > 0 else ("**The baseline beats the CNN**", -diff)
+    return f"{leader} by {margin:.3f} ± {error:.3f} {metric} {basis} (± one standard error)."
+
+
+def _var(p: float) -> float:
+    return p * (1 - p)
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:

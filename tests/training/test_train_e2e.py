@@ -60,6 +60,7 @@ def test_report_and_plots_exist(run):
     report = (run / "report.md").read_text()
     for heading in ("## Metrics", "## Diagnosis", "## Confusion matrix", "## Data", "## Config", "baseline test"):
         assert heading in report
+    assert "balanced accuracy on " in report and ("beats" in report or "are level" in report)  # the plain verdict
     for png in ("confusion_matrix.png", "learning_curves.png"):
         assert (run / png).read_bytes()[:4] == b"\x89PNG"
     assert (run / "history.csv").is_file() and (run / "checkpoints" / "best.keras").is_file()
@@ -173,6 +174,12 @@ def test_leave_one_speaker_out(fsdd, tmp_path):
         if speaker != "george":  # the first fold decodes and caches; the others read the cache
             assert m["cache"]["decoded_clips"] == m["cache"]["features"] == "reused"
     assert summary["worst_test_accuracy"] <= summary["mean_test_accuracy"]
+    assert summary["std_test_accuracy"] >= 0 and summary["std_baseline_test_accuracy"] >= 0
+    diff = summary["cnn_minus_baseline"]
+    expected = summary["mean_test_accuracy"] - summary["mean_baseline_test_accuracy"]
+    assert abs(diff["mean"] - expected) < 1e-9 and diff["standard_error"] >= 0
+    assert "over 3 held-out speaker folds" in summary["verdict"]
+    assert summary["verdict"] in (tmp_path / "cv" / "summary.md").read_text()
 
 
 def test_nan_loss_stops_training_with_a_clear_message():
