@@ -65,11 +65,15 @@ def cmd_train(args) -> int:
 
 
 def cmd_cv(args) -> int:
-    """Leave one group out: train on all other groups, test on this one, for every group."""
-    from training.cv import cross_validate
+    """Leave one group out (train on all other groups, test on this one, for every group), or with --folds,
+    repeated stratified k-fold."""
+    from training.cv import cross_validate, cross_validate_kfold
 
     cfg = _config(args)
-    result = cross_validate(args.data, args.out, cfg, args.group_column)
+    if args.folds:
+        result = cross_validate_kfold(args.data, args.out, cfg, args.folds, args.repeats, args.group_column)
+    else:
+        result = cross_validate(args.data, args.out, cfg, args.group_column or "speaker")
     print(result["table"])
     print(f"\nsummary: {args.out / 'summary.md'}")
     return 0
@@ -101,10 +105,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="run directory to create")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("cv", help="leave-one-group-out evaluation (e.g. held-out speaker)")
+    p = sub.add_parser("cv", help="leave-one-group-out (e.g. held-out speaker) or repeated stratified k-fold")
     _add_config_args(p)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--group-column", default="speaker", help="manifest column naming the groups")
+    p.add_argument(
+        "--group-column",
+        help="manifest column naming the groups: one fold per group (default speaker); with --folds, groups are kept "
+        "whole within a fold",
+    )
+    p.add_argument("--folds", type=int, help="repeated stratified k-fold with this many folds instead")
+    p.add_argument("--repeats", type=int, default=1, help="with --folds: shuffles of the k folds (default 1)")
     p.set_defaults(func=cmd_cv)
 
     p = sub.add_parser("evaluate", help="score a saved model on a folder or manifest")

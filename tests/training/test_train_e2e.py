@@ -175,11 +175,38 @@ def test_leave_one_speaker_out(fsdd, tmp_path):
             assert m["cache"]["decoded_clips"] == m["cache"]["features"] == "reused"
     assert summary["worst_test_accuracy"] <= summary["mean_test_accuracy"]
     assert summary["std_test_accuracy"] >= 0 and summary["std_baseline_test_accuracy"] >= 0
-    diff = summary["cnn_minus_baseline"]
+    diff = summary["cnn_minus_baseline"]["test accuracy"]
     expected = summary["mean_test_accuracy"] - summary["mean_baseline_test_accuracy"]
     assert abs(diff["mean"] - expected) < 1e-9 and diff["standard_error"] >= 0
-    assert "over 3 held-out speaker folds" in summary["verdict"]
+    assert "over 3 held-out speaker folds" in summary["verdict"] and summary["group_column"] == "speaker"
     assert summary["verdict"] in (tmp_path / "cv" / "summary.md").read_text()
+
+
+def test_repeated_stratified_kfold_tests_every_clip_once_per_repeat(fsdd, tmp_path):
+    rows = [(fsdd / f"recordings/{d}_{s}_{i}.wav", d) for d in range(3) for s in ("jackson", "theo") for i in range(6)]
+    manifest = tmp_path / "m.csv"
+    with open(manifest, "w", newline="") as handle:
+        w = csv.writer(handle)
+        w.writerow(["path", "label"])
+        w.writerows(rows)
+    args = ["cv", "--data", str(manifest), "--out", str(tmp_path / "kf"), "--folds", "3", "--repeats", "2"]
+    args += ["--epochs", "1", "--set", "augment.enabled=false", "--set", "data.min_clips_per_class=3"]
+    assert main(args) == 0
+    summary = json.loads((tmp_path / "kf" / "summary.json").read_text())
+    assert sorted(summary["folds"]) == [f"r{r}-f{f}" for r in range(2) for f in range(3)]
+    assert (summary["folds_per_repeat"], summary["repeats"]) == (3, 2)
+    for r in range(2):
+        tested = []
+        for f in range(3):
+            with open(tmp_path / "kf" / f"r{r}-f{f}" / "manifest.csv", newline="") as handle:
+                fold = list(csv.DictReader(handle))
+            tested += [row["path"] for row in fold if row["split"] == "test"]
+            labels = [row["label"] for row in fold if row["split"] == "test"]
+            assert sorted(set(labels)) == ["0", "1", "2"] and len(labels) == 12  # stratified: 4 of each class
+            m = json.loads((tmp_path / "kf" / f"r{r}-f{f}" / "run" / "metrics.json").read_text())
+            assert m["data"]["splits"]["test"]["clips"] == 12
+        assert sorted(tested) == sorted(str(p.resolve()) for p, _ in rows)  # every clip tested once per repeat
+    assert summary["std_test_balanced_accuracy"] >= 0 and "over 6 folds (2 x 3-fold)" in summary["verdict"]
 
 
 def test_nan_loss_stops_training_with_a_clear_message():
