@@ -1,6 +1,5 @@
 """Phase 1: every hostile input over HTTP and gRPC, with the server's peak RSS while each is answered."""
 
-import socket
 import time
 
 import numpy as np
@@ -8,6 +7,7 @@ import requests
 import tritonclient.grpc as triton
 from tritonclient.utils import InferenceServerException
 
+from devtools import rawhttp
 from devtools.hostile import cases
 from devtools.procs import PeakRss
 from scripts.reliability import DIGIT, SETTINGS
@@ -50,14 +50,12 @@ def rows(server, sampler: PeakRss) -> list[tuple]:
 
 def declared_gigabyte(server, sampler: PeakRss) -> tuple:
     """A raw request declaring a 1 GB body and sending 1 kB: the answer must come without the rest being sent."""
-    host, port = server.http.removeprefix("http://").split(":")
     base = sampler.reset()
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(
-            b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=x\r\n"
-            b"Content-Length: 1000000000\r\n\r\n" + bytes(1000)
-        )
-        answer = _response(sock).decode(errors="replace")
+    answer = rawhttp.exchange(
+        server.http,
+        b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=x\r\n"
+        b"Content-Length: 1000000000\r\n\r\n" + bytes(1000),
+    ).decode(errors="replace")
     status = " ".join(answer.split("\r\n", 1)[0].split(" ")[1:2])
     detail = answer.rsplit("\r\n\r\n", 1)[-1][:110]
     return (
@@ -69,32 +67,6 @@ def declared_gigabyte(server, sampler: PeakRss) -> tuple:
         mib(sampler.peak - base),
         413,
     )
-
-
-def _response(sock: socket.socket) -> bytes:
-    """The whole HTTP response: its headers, then as many body bytes as its Content-Length says (the body may come
-    in a later segment than the headers), or until the server closes the connection."""
-    data = b""
-    while True:
-        head, sep, body = data.partition(b"\r\n\r\n")
-        if sep:
-            length = next(
-                (
-                    int(line.split(b":", 1)[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length:")
-                ),
-                None,
-            )
-            if length is not None and len(body) >= length:
-                return data
-        try:
-            chunk = sock.recv(65536)
-        except OSError:  # reset after the answer: what has arrived is the answer
-            return data
-        if not chunk:
-            return data
-        data += chunk
 
 
 def wrong(found: list[tuple]) -> list[tuple]:

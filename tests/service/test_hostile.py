@@ -2,9 +2,6 @@
 status) and a message, never a 500, and the service stays ready. Also: a body over the limit is refused from its
 declared length before it is sent, the HTTP and gRPC size limits come from one setting, and CORS is off."""
 
-import socket
-import time
-
 import grpc
 import numpy as np
 import pytest
@@ -12,6 +9,7 @@ import requests
 import tritonclient.grpc as triton
 from tritonclient.utils import InferenceServerException
 
+from devtools import rawhttp
 from devtools.hostile import cases
 from service.errors import STATUS
 from service.grpc_oip import message_limit
@@ -96,30 +94,13 @@ def test_misnamed_field_is_a_400_naming_the_field(server, digit_wav):
     assert "'audio'" in response.json()["detail"] and "sound" in response.json()["detail"]
 
 
-def _raw(server, head: bytes, body: bytes, timeout: float = 10) -> tuple[bytes, bool]:
-    """Send `head` + `body` on a raw socket, then read the answer without sending anything more: (answer, whether
-    the server closed the connection)."""
-    host, port = server.http.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
-        sock.sendall(head + body)
-        answer, deadline = b"", time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return answer, True
-            answer += chunk
-            if b"\r\n\r\n" in answer and answer.split(b"\r\n\r\n", 1)[1].rstrip().endswith(b"}"):
-                break
-        return answer, False
-
-
 def test_an_upload_over_the_limit_is_refused_from_its_declared_length_before_it_is_sent(server):
     head = (
         b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=x\r\n"
         b"Content-Length: 1000000000\r\n\r\n"
     )
-    answer, _ = _raw(
-        server, head, b"--x\r\nContent-Disposition: form-data; name=audio; filename=a.wav\r\n\r\n" + bytes(1000)
+    answer = rawhttp.exchange(
+        server.http, head + b"--x\r\nContent-Disposition: form-data; name=audio; filename=a.wav\r\n\r\n" + bytes(1000)
     )
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert b"too_large" in answer and b"connection: close" in answer.lower()
@@ -137,7 +118,7 @@ def test_http_and_grpc_size_limits_come_from_max_upload_bytes(server, client):
         "POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=x\r\n"
         f"Content-Length: {over}\r\n\r\n"
     )
-    assert _raw(server, head.encode(), b"")[0].startswith(b"HTTP/1.1 413")
+    assert rawhttp.exchange(server.http, head.encode()).startswith(b"HTTP/1.1 413")
     # gRPC: a message one byte over its limit is refused by gRPC itself; one file over max_upload_bytes by the service
     for size, expected in ((message_limit(settings), "larger than max"), (settings.max_upload_bytes + 1, "too_large")):
         audio = triton.InferInput("audio", [1], "BYTES")

@@ -18,6 +18,7 @@ import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
+from devtools import rawhttp
 from devtools.hostile import cases
 from devtools.server import log_tail, start_server, stop, wait_ready
 from service.errors import STATUS
@@ -227,24 +228,9 @@ def test_a_request_over_the_size_limit_gets_413(client, server):
     rest = refusal(lambda: infer(client, [bytes(message_limit(settings))]))  # the same limit as gRPC's messages
     assert rest.status() == "413" and rest.message().startswith("too_large: "), rest.message()
     head = f"POST /v2/models/{MODEL}/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n"
-    answer = _raw(server, head.encode() + b'{"inputs": [')  # refused from its declared length, unread
+    answer = rawhttp.exchange(server.http, head.encode() + b'{"inputs": [')  # refused from its declared length, unread
     assert answer.startswith(b"HTTP/1.1 413") and b"too_large" in answer, answer[:300]
     assert client.is_server_ready()
-
-
-def _raw(server, data: bytes, timeout: float = 10) -> bytes:
-    host, port = server.http.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
-        sock.sendall(data)
-        answer, deadline = b"", time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            answer += chunk
-            if b"\r\n\r\n" in answer and answer.split(b"\r\n\r\n", 1)[1].rstrip().endswith(b"}"):
-                break
-        return answer
 
 
 def _good_json(data: bytes) -> dict:

@@ -13,6 +13,7 @@ import pytest
 import requests
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
+from devtools import rawhttp
 from devtools.server import start_server, stop
 from tests.conftest import serving
 
@@ -53,12 +54,7 @@ class HeldUpload:
         return self.answer()
 
     def answer(self) -> bytes:
-        data = b""
-        while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = rawhttp.read_response(self.sock, timeout=30)
         self.sock.close()
         return data
 
