@@ -52,25 +52,6 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def choose_model(args, out: Path) -> tuple[str, Path, str]:
-    """(tag, model folder, how it was chosen)."""
-    if args.model_dir:
-        model.use_private_store(out / "bentoml")
-        return model.register_folder(args.model_dir), args.model_dir, f"folder {args.model_dir}"
-    found = model.in_store(args.model_tag)
-    if found:
-        return found[0], found[1], f"store tag {args.model_tag}"
-    print(
-        f"{args.model_tag} is not in the BentoML store: training the small test model (about a minute) into a "
-        f"private store under {out}; pass --model-tag or --model-dir to benchmark your own model",
-        flush=True,
-    )
-    model.use_private_store(out / "bentoml")
-    work = out / "small-model"
-    tag = model.train_small(clipsets.data_dir(args.data) / "fsdd", work)
-    return tag, work / "run" / "model", "the small test model (trained: none in the store)"
-
-
 class Phase:
     """One measured load against a running server: throughput, CPU per request by process role, batches (ours
     only: `metrics` False for the reference peer, which has no /metrics)."""
@@ -150,7 +131,7 @@ def main(argv: list[str]) -> int:
     out = args.out / started.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()
-    tag, folder, how = choose_model(args, args.out)
+    tag, folder, how = model.choose(args.model_tag, args.model_dir, args.data, args.out)
     short = clipsets.short_clips(clipsets.data_dir(args.data))
     bodies = [loadgen.multipart(c.name, c.data, c.content_type) for c in short]
     payloads = [oip.infer_request(c.data, tag.split(":")[0]) for c in short]

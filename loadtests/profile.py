@@ -83,15 +83,7 @@ def main(argv: list[str]) -> int:
     stamp = datetime.now(UTC)
     out = args.out / stamp.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
-    if args.model_dir:
-        model.use_private_store(out / "bentoml")
-        tag = model.register_folder(args.model_dir)
-    else:
-        found = model.in_store(args.model_tag)
-        if not found:
-            print(f"{args.model_tag} is not in the BentoML store: pass --model-tag or --model-dir")
-            return 2
-        tag = found[0]
+    tag, _, how = model.choose(args.model_tag, args.model_dir, args.data, out)
     clips = clipsets.short_clips(clipsets.data_dir(args.data))
     bodies = [loadgen.multipart("audio", c.data, c.content_type) for c in clips]
     proc, server = start_server(tag, out / "server.log")
@@ -123,7 +115,7 @@ def main(argv: list[str]) -> int:
     finally:
         stop(proc)
     print(f"Machine: {machine.line()}")
-    print(f"Date: {stamp.isoformat(timespec='seconds')}. Model: {tag}.")
+    print(f"Date: {stamp.isoformat(timespec='seconds')}. Model: {tag} ({how}).")
     print(f"Command: `{' '.join(['python -m loadtests.profile', *argv])}`")
     print(f"Load: {args.clients} HTTP clients, {result.rps:.0f} req/s, {result.failed} failed, {result.shed} shed")
     print(f"Raw stacks: {out}\n")
