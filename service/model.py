@@ -8,6 +8,7 @@ memory growth, JAX without preallocation), so several workers can share one card
 """
 
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,8 +68,6 @@ def _configure_backend(backend: str, threads: int) -> None:
     """Before Keras runs anything: the backend Keras was imported with is the one asked for, and its resources are
     bounded (TensorFlow's threads and GPU memory; JAX's GPU memory, which it would otherwise take 75 % of per
     process, so that several workers could not share a card)."""
-    import os
-
     if backend == "jax":
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     import keras

@@ -48,15 +48,16 @@ def check(tag: str) -> Path:
     return folder
 
 
-BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+BACKENDS = ("tensorflow", "jax", "torch")  # Keras's backends, each the name of the package it needs
 
 
 def check_backend(backend: str) -> None:
     """The Keras backend named by KERAS_BACKEND is installed (ModelUnusable otherwise)."""
-    if importlib.util.find_spec(BACKEND_MODULES[backend]) is None:
+    if importlib.util.find_spec(backend) is None:
+        installed = ", ".join(b for b in BACKENDS if importlib.util.find_spec(b))
         raise ModelUnusable(
-            f"KERAS_BACKEND={backend}, but {BACKEND_MODULES[backend]} is not installed here; install it or choose "
-            f"another backend ({', '.join(m for m in BACKEND_MODULES if importlib.util.find_spec(m))} are)"
+            f"KERAS_BACKEND={backend}, but {backend} is not installed here; install it or choose another backend "
+            f"({installed} are)"
         )
 
 

@@ -50,7 +50,7 @@ def clip_result(
 
 
 def _ranked(scores: np.ndarray, labels: list[str], k: int) -> tuple[Ranked, ...]:
-    return tuple(Ranked(label, float(score)) for label, score in top_k(scores, labels, k))
+    return tuple(Ranked(label, score) for label, score in top_k(scores, labels, k))
 
 
 class Classifier:

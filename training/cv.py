@@ -58,6 +58,10 @@ def cross_validate_kfold(
         raise DataError(f"the smallest class has {smallest} clips: fewer than the {folds} folds")
     grouped = group_column is not None and all(c.group for c in clips)
     out = Path(out)
+    # the fold manifests name their groups in the column "group"
+    fold_cfg = cfg.model_copy(
+        update={"data": cfg.data.model_copy(update={"group_column": "group"}), "register_model": False}
+    )
     results = {}
     for r in range(repeats):
         seed = cfg.seed + r
@@ -69,9 +73,6 @@ def cross_validate_kfold(
         for f, (_, test) in enumerate(parts):
             name = f"r{r}-f{f}"
             manifest = write_fold_manifest(out / name / "manifest.csv", clips, set(test.tolist()))
-            fold_cfg = cfg.model_copy(
-                update={"data": cfg.data.model_copy(update={"group_column": "group"}), "register_model": False}
-            )
             results[name] = fold_figures(train(manifest, out / name / "run", fold_cfg))
     n = len(results)
     title = f"Repeated stratified {folds}-fold ({repeats} x {folds} = {n} folds)"

@@ -103,16 +103,16 @@ def diagnose(summary: dict) -> list[str]:
             "Training loss sits above validation loss: expected here, because training windows are augmented "
             "and dropout is active while validation is clean."
         )
-    base = summary["baseline"].get("test") or summary["baseline"]["val"]
-    cnn = summary.get("test") or summary["val"]
+    split = "test" if summary.get("test") else "val"
+    base, cnn = summary["baseline"][split], summary[split]
     diff = cnn["balanced_accuracy"] - base["balanced_accuracy"]
-    n = cnn.get("clips") or base.get("clips") or 0
-    # One test split: the error bar is the binomial standard error of the difference of two accuracies on n clips.
+    n = cnn["clips"]
+    # One split: the error bar is the binomial standard error of the difference of two accuracies on n clips.
     error = float(np.sqrt((_var(cnn["balanced_accuracy"]) + _var(base["balanced_accuracy"])) / n)) if n else 0.0
     notes.append(
         f"Against the baseline (logistic regression on clip-mean MFCCs): CNN {cnn['balanced_accuracy']:.3f} vs "
         f"baseline {base['balanced_accuracy']:.3f} balanced accuracy. "
-        + verdict(diff, error, "balanced accuracy", f"on {n} test clips")
+        + verdict(diff, error, "balanced accuracy", f"on {n} {split} clips")
     )
     return notes
 
