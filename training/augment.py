@@ -67,6 +67,22 @@ class Augmenter:
         return out
 
 
+def mixup(x: np.ndarray, targets: np.ndarray, alpha: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Mix every window of a batch with another of the same batch (Zhang et al., 2018): features and one-hot
+    targets alike, weight lam ~ Beta(alpha, alpha) folded to >= 0.5, so each window stays mostly itself and its
+    own class stays the target's largest entry (what Keras's class weights then look up). Mixing raw features
+    equals mixing standardised ones: the model's Normalization layer is affine."""
+    n = len(x)
+    if alpha <= 0 or n < 2:
+        return x, targets
+    lam = rng.beta(alpha, alpha, n).astype(np.float32)
+    lam = np.maximum(lam, 1 - lam)
+    other = rng.permutation(n)
+    mixed_x = lam[:, None, None] * x + (1 - lam[:, None, None]) * x[other]
+    mixed_t = lam[:, None] * targets + (1 - lam[:, None]) * targets[other]
+    return mixed_x.astype(np.float32), mixed_t.astype(np.float32)
+
+
 def add_noise(seg: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
     """White noise at `snr_db` relative to the power of the non-silent samples (inf: no noise)."""
     if not np.isfinite(snr_db):

@@ -22,6 +22,13 @@ class DataConfig(_Strict):
     test_fraction: float = Field(0.15, gt=0, lt=0.5, description="Used only when the data defines no test split.")
     group_column: str = Field("group", description="Manifest column whose values may not straddle computed splits.")
     test_groups: list[str] | None = Field(None, description="Put exactly these groups in test (held-out CV).")
+    val_split: Literal["auto", "group", "clip"] = Field(
+        "auto",
+        description="How a computed validation set is drawn when the data has groups: 'group' keeps groups whole "
+        "(validation measures new groups), 'clip' draws clips stratified from every training group (all groups "
+        "are trained on; validation only steers early stopping). 'auto': 'clip' when test_groups holds groups out "
+        "(the test set already measures new groups), else 'group'.",
+    )
     min_clips_per_class: int = Field(5, ge=3)
     skip_bad_files: bool = Field(False, description="Skip unreadable files (listed in the report) instead of failing.")
     max_clip_seconds: float = Field(600.0, gt=0)
@@ -49,6 +56,9 @@ class AugmentConfig(_Strict):
     time_mask_frames: int = Field(6, ge=0)
     freq_masks: int = Field(1, ge=0, description="SpecAugment: number of feature (frequency) masks.")
     freq_mask_bins: int = Field(2, ge=0)
+    mixup_alpha: float = Field(
+        0.0, ge=0, description="Mixup: blend pairs of training windows and their labels, weight ~ Beta(a, a); 0 = off."
+    )
 
     @field_validator("stretch_range", "snr_db_range", "gain_db_range")
     @classmethod
@@ -73,6 +83,17 @@ class ConvBlock(_Strict):
     batch_norm: bool = True
     dropout: float = Field(0.0, ge=0, lt=1, description="SpatialDropout2D after the block.")
     pool: int = Field(2, ge=1, description="Max-pool size after the block (1 = none).")
+    residual: bool = Field(
+        False,
+        description="A ResNet basic block instead of one conv: conv-BN-ReLU-conv-BN plus the input (1x1 conv when "
+        "the filters or stride change), then ReLU. Needs batch_norm.",
+    )
+
+    @model_validator(mode="after")
+    def _residual_needs_bn(self) -> "ConvBlock":
+        if self.residual and not self.batch_norm:
+            raise ValueError("a residual block needs batch_norm")
+        return self
 
 
 class ModelConfig(_Strict):
@@ -83,6 +104,12 @@ class ModelConfig(_Strict):
     # avg+max: max pooling finds a short word inside a mostly padded window; measured on FSDD it learns ~3x
     # faster than average pooling alone.
     global_pool: Literal["avg", "max", "avgmax"] = "avgmax"
+    gru_units: int = Field(
+        0,
+        ge=0,
+        description="A bidirectional GRU of this many units over the conv blocks' frames (frequency and channels "
+        "flattened) before the global pooling, so the order of sounds within a window counts; 0 = none.",
+    )
     l2: float = Field(1e-4, ge=0)
     dense_units: list[int] = Field(default_factory=lambda: [64])
     dense_dropout: float = Field(0.3, ge=0, lt=1)
@@ -95,6 +122,13 @@ class FitConfig(_Strict):
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(64, ge=1)
     learning_rate: float = Field(2e-3, gt=0)
+    lr_schedule: Literal["plateau", "cosine"] = Field(
+        "plateau",
+        description="'plateau': halve the rate when val loss stalls; 'cosine': linear warm-up over warmup_epochs, "
+        "then cosine decay to ~0 at the last epoch.",
+    )
+    warmup_epochs: int = Field(1, ge=0, description="cosine only")
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
     early_stopping_patience: int = Field(5, ge=1)
     reduce_lr_patience: int = Field(3, ge=1)
     reduce_lr_factor: float = Field(0.5, gt=0, lt=1)

@@ -141,7 +141,10 @@ def assign_splits(clips: list[Clip], cfg: DataConfig, seed: int) -> dict[str, np
         if len(test) == 0:
             rest, test = _hold_out(rest, labels, groups if has_groups else None, cfg.test_fraction, seed)
     if len(val) == 0:
-        rest, val = _hold_out(rest, labels, groups if has_groups else None, cfg.val_fraction, seed + 1)
+        val_by_group = has_groups and (
+            cfg.val_split == "group" or (cfg.val_split == "auto" and cfg.test_groups is None)
+        )
+        rest, val = _hold_out(rest, labels, groups if val_by_group else None, cfg.val_fraction, seed + 1)
     missing = sorted(set(labels) - set(labels[rest]))
     if missing:
         raise DataError(f"classes {missing} have no training clips after splitting")

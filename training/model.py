@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from training.config import ModelConfig
+from training.config import ConvBlock, ModelConfig
 
 
 def build_model(
@@ -16,23 +16,18 @@ def build_model(
     x = keras.layers.Normalization(axis=-1, mean=mean, variance=variance, name="standardise")(inputs)
     x = keras.layers.Reshape((*input_shape, 1))(x)
     for i, block in enumerate(cfg.conv_blocks, start=1):
-        x = keras.layers.Conv2D(
-            block.filters,
-            block.kernel_size,
-            strides=block.stride,
-            padding=block.padding,
-            use_bias=not block.batch_norm,
-            kernel_regularizer=reg,
-            name=f"conv{i}",
-        )(x)
-        if block.batch_norm:
-            x = keras.layers.BatchNormalization(momentum=cfg.bn_momentum, name=f"bn{i}")(x)
-        x = keras.layers.Activation("relu")(x)
+        x = (_residual if block.residual else _plain)(x, block, cfg, reg, str(i))
         if block.pool > 1:
             x = keras.layers.MaxPooling2D(block.pool, padding="same", name=f"pool{i}")(x)
         if block.dropout > 0:
             x = keras.layers.SpatialDropout2D(block.dropout)(x)
     pools = {"avg": [keras.layers.GlobalAveragePooling2D()], "max": [keras.layers.GlobalMaxPooling2D()]}
+    if cfg.gru_units:
+        frames, bins, channels = x.shape[1:]
+        x = keras.layers.Reshape((frames, bins * channels))(x)
+        gru = keras.layers.GRU(cfg.gru_units, return_sequences=True, kernel_regularizer=reg)
+        x = keras.layers.Bidirectional(gru, name="gru")(x)
+        pools = {"avg": [keras.layers.GlobalAveragePooling1D()], "max": [keras.layers.GlobalMaxPooling1D()]}
     pools["avgmax"] = pools["avg"] + pools["max"]
     pooled = [pool(x) for pool in pools[cfg.global_pool]]
     x = pooled[0] if len(pooled) == 1 else keras.layers.Concatenate()(pooled)
@@ -42,3 +37,33 @@ def build_model(
             x = keras.layers.Dropout(cfg.dense_dropout)(x)
     outputs = keras.layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="audio_cnn")
+
+
+def _conv_bn(x, block: ConvBlock, cfg: ModelConfig, reg, name: str, kernel: int, stride: int):
+    x = keras.layers.Conv2D(
+        block.filters,
+        kernel,
+        strides=stride,
+        padding=block.padding,
+        use_bias=not block.batch_norm,
+        kernel_regularizer=reg,
+        name=f"conv{name}",
+    )(x)
+    if block.batch_norm:
+        x = keras.layers.BatchNormalization(momentum=cfg.bn_momentum, name=f"bn{name}")(x)
+    return x
+
+
+def _plain(x, block: ConvBlock, cfg: ModelConfig, reg, name: str):
+    """conv -> BN -> ReLU."""
+    return keras.layers.Activation("relu")(_conv_bn(x, block, cfg, reg, name, block.kernel_size, block.stride))
+
+
+def _residual(x, block: ConvBlock, cfg: ModelConfig, reg, name: str):
+    """ResNet basic block: ReLU(BN(conv(ReLU(BN(conv(x))))) + shortcut(x))."""
+    y = keras.layers.Activation("relu")(_conv_bn(x, block, cfg, reg, f"{name}a", block.kernel_size, block.stride))
+    y = _conv_bn(y, block, cfg, reg, f"{name}b", block.kernel_size, 1)
+    shortcut = x
+    if x.shape[-1] != block.filters or block.stride != 1:
+        shortcut = _conv_bn(x, block, cfg, reg, f"{name}s", 1, block.stride)
+    return keras.layers.Activation("relu")(keras.layers.Add(name=f"add{name}")([y, shortcut]))

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
-from training.augment import Augmenter, augmented_batch, init_worker
+from training.augment import Augmenter, augmented_batch, init_worker, mixup
 from training.windows import Windows, clean_features
 
 __all__ = [
@@ -60,8 +60,12 @@ def balanced_class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
     return {i: float(len(y) / (n_classes * counts[i])) for i in range(n_classes)}
 
 
-def _signature(X) -> tuple[tf.TensorSpec, tf.TensorSpec]:
-    return tf.TensorSpec((None, *X.shape[1:]), tf.float32), tf.TensorSpec((None,), tf.int64)
+def _signature(X, n_classes: int) -> tuple[tf.TensorSpec, tf.TensorSpec]:
+    return tf.TensorSpec((None, *X.shape[1:]), tf.float32), tf.TensorSpec((None, n_classes), tf.float32)
+
+
+def one_hot(y: np.ndarray, n_classes: int) -> np.ndarray:
+    return np.eye(n_classes, dtype=np.float32)[np.asarray(y, dtype=np.int64)]
 
 
 def train_dataset(
@@ -71,9 +75,12 @@ def train_dataset(
     augmenter: Augmenter | None,
     batch_size: int,
     seed: int,
+    n_classes: int,
     workers: int = 1,
+    mixup_alpha: float = 0.0,
 ) -> tuple[tf.data.Dataset, Callable[[], None]]:
-    """Shuffled batches of (features, label), augmented afresh each epoch when `augmenter` is given.
+    """Shuffled batches of (features, one-hot target), augmented afresh each epoch when `augmenter` is given,
+    and then mixed up (`mixup_alpha` > 0; in this process, seeded by (seed, epoch, batch) as well).
 
     `X_clean` (an array or a FeatureStore) holds the clean features, window i of `table` at row table.row[i];
     `waveforms` (a list or a WaveStore) the clips. Augmentation runs in worker processes, not threads: numpy code
@@ -101,11 +108,13 @@ def train_dataset(
         jobs = [(seed, e, b, order[lo : lo + batch_size]) for b, lo in enumerate(range(0, n, batch_size))]
         if pool is None:
             for _, _, _, pos in jobs:
-                yield X_clean[table.row[pos]], table.y[pos]
-        else:
-            yield from bounded_imap(pool, augmented_batch, jobs, ahead=AHEAD_PER_WORKER * workers)
+                yield X_clean[table.row[pos]], one_hot(table.y[pos], n_classes)
+            return
+        made = bounded_imap(pool, augmented_batch, jobs, ahead=AHEAD_PER_WORKER * workers)
+        for (_, _, b, _), (x, y) in zip(jobs, made, strict=True):
+            yield mixup(x, one_hot(y, n_classes), mixup_alpha, np.random.default_rng([seed, e, b, 1]))
 
-    ds = tf.data.Dataset.from_generator(batches, output_signature=_signature(X_clean))
+    ds = tf.data.Dataset.from_generator(batches, output_signature=_signature(X_clean, n_classes))
     ds = ds.apply(tf.data.experimental.assert_cardinality(-(-n // batch_size))).prefetch(2)
     return ds, (pool.terminate if pool is not None else (lambda: None))
 
@@ -124,8 +133,8 @@ def bounded_imap(pool, fn: Callable, jobs: Iterable, ahead: int) -> Iterator:
         yield result
 
 
-def eval_dataset(X, table: Windows, batch_size: int = 32) -> tf.data.Dataset:
-    """(features, label) batches in table order, read from X (an array or a FeatureStore) one batch at a time.
+def eval_dataset(X, table: Windows, n_classes: int, batch_size: int = 32) -> tf.data.Dataset:
+    """(features, one-hot target) batches in table order, read from X (an array or a FeatureStore) one batch at a time.
 
     32 a batch, in order: the batches Keras makes of arrays passed as `validation_data`, so validation figures
     are those of the in-memory arrays."""
@@ -133,7 +142,7 @@ def eval_dataset(X, table: Windows, batch_size: int = 32) -> tf.data.Dataset:
 
     def batches():
         for lo in range(0, n, batch_size):
-            yield X[table.row[lo : lo + batch_size]], table.y[lo : lo + batch_size]
+            yield X[table.row[lo : lo + batch_size]], one_hot(table.y[lo : lo + batch_size], n_classes)
 
-    ds = tf.data.Dataset.from_generator(batches, output_signature=_signature(X))
+    ds = tf.data.Dataset.from_generator(batches, output_signature=_signature(X, n_classes))
     return ds.apply(tf.data.experimental.assert_cardinality(-(-n // batch_size))).prefetch(2)

@@ -18,7 +18,7 @@ from training import dataset as data_mod
 from training import store
 from training.augment import Augmenter
 from training.baseline import run_baseline
-from training.config import TrainConfig
+from training.config import FitConfig, TrainConfig
 from training.evaluate import metrics, predict_clips
 from training.model import build_model
 from training.pipeline import balanced_class_weights, eval_dataset, standardisation, train_dataset
@@ -66,6 +66,20 @@ def resolve_class_weights(cfg: TrainConfig, y_windows: np.ndarray, labels: list[
     return {i: float(cfg.class_weight.get(label, 1.0)) for i, label in enumerate(labels)}
 
 
+def learning_rate(fit: FitConfig, steps_per_epoch: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """The optimizer's rate: a constant (ReduceLROnPlateau lowers it) or warm-up + cosine decay over the run."""
+    if fit.lr_schedule == "plateau":
+        return fit.learning_rate
+    warm = fit.warmup_epochs * steps_per_epoch
+    total = fit.epochs * steps_per_epoch
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=fit.learning_rate / 10 if warm else fit.learning_rate,
+        decay_steps=max(1, total - warm),
+        warmup_target=fit.learning_rate if warm else None,
+        warmup_steps=warm,
+    )
+
+
 def train(data: Path, out: Path, cfg: TrainConfig) -> dict:
     """Train, evaluate and save everything under `out`; returns the metrics dict (also in out/metrics.json)."""
     out = Path(out)
@@ -90,14 +104,24 @@ def train(data: Path, out: Path, cfg: TrainConfig) -> dict:
 
     weights = resolve_class_weights(cfg, table_train.y, ds.labels)
     augmenter = Augmenter(cfg.augment, fcfg, mean) if cfg.augment.enabled else None
+    n_classes = len(ds.labels)
     train_ds, stop_workers = train_dataset(
-        X, table_train, ds.waveforms, augmenter, cfg.fit.batch_size, cfg.seed, cfg.fit.augment_workers
+        X,
+        table_train,
+        ds.waveforms,
+        augmenter,
+        cfg.fit.batch_size,
+        cfg.seed,
+        n_classes,
+        workers=cfg.fit.augment_workers,
+        mixup_alpha=cfg.augment.mixup_alpha if cfg.augment.enabled else 0.0,
     )
 
-    model = build_model(cfg.model, fcfg.input_shape, len(ds.labels), mean, var)
+    model = build_model(cfg.model, fcfg.input_shape, n_classes, mean, var)
+    steps_per_epoch = -(-len(table_train.y) // cfg.fit.batch_size)
     model.compile(
-        optimizer=keras.optimizers.Adam(cfg.fit.learning_rate),
-        loss="sparse_categorical_crossentropy",
+        optimizer=keras.optimizers.Adam(learning_rate(cfg.fit, steps_per_epoch)),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.fit.label_smoothing),
         metrics=["accuracy"],
     )
     ckpt = out / "checkpoints"
@@ -107,22 +131,26 @@ def train(data: Path, out: Path, cfg: TrainConfig) -> dict:
         keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=cfg.fit.early_stopping_patience, restore_best_weights=True
         ),
-        keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss",
-            factor=cfg.fit.reduce_lr_factor,
-            patience=cfg.fit.reduce_lr_patience,
-            min_lr=cfg.fit.min_learning_rate,
-        ),
         keras.callbacks.ModelCheckpoint(ckpt / "best.keras", monitor="val_loss", save_best_only=True),
         keras.callbacks.CSVLogger(out / "history.csv"),
     ]
+    if cfg.fit.lr_schedule == "plateau":
+        callbacks.insert(
+            2,
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss",
+                factor=cfg.fit.reduce_lr_factor,
+                patience=cfg.fit.reduce_lr_patience,
+                min_lr=cfg.fit.min_learning_rate,
+            ),
+        )
     if cfg.fit.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out / "tensorboard"), write_graph=False))
     t = time.perf_counter()
     try:
         history = model.fit(
             train_ds,
-            validation_data=eval_dataset(X, tables["val"]),
+            validation_data=eval_dataset(X, tables["val"], n_classes),
             epochs=cfg.fit.epochs,
             class_weight=weights,
             callbacks=callbacks,

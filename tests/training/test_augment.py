@@ -6,7 +6,7 @@ import pytest
 from audiocore.config import FeatureConfig
 from audiocore.decode import decode
 from audiocore.features import featurize, power_spectrogram, take_segment
-from training.augment import Augmenter, add_noise, shift_pitch, stretch_time
+from training.augment import Augmenter, add_noise, mixup, shift_pitch, stretch_time
 from training.config import AugmentConfig
 
 CFG = FeatureConfig()
@@ -80,3 +80,28 @@ def test_spec_masks_use_the_fill_value(clips):
     x = np.zeros(CFG.input_shape, dtype=np.float32)
     out = aug.spec(x, np.random.default_rng(1))
     assert out.shape == x.shape and (out == 123.0).any() and set(np.unique(out)) <= {0.0, 123.0}
+
+
+def test_mixup_blends_features_and_targets_alike_and_keeps_each_window_its_own_class():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, *CFG.input_shape)).astype(np.float32)
+    y = np.eye(4, dtype=np.float32)[np.arange(16) % 4]
+    mx, my = mixup(x, y, 0.4, np.random.default_rng(3))
+    assert mx.shape == x.shape and mx.dtype == np.float32 and my.dtype == np.float32
+    np.testing.assert_allclose(my.sum(axis=1), 1.0, rtol=1e-6)
+    assert (my[np.arange(16), np.arange(16) % 4] >= 0.5).all()  # each window's own class keeps >= half the target
+    # window i = lam_i * itself + (1 - lam_i) * window j of the batch, with the same lam_i and j for its target
+    draws = np.random.default_rng(3)
+    lam = draws.beta(0.4, 0.4, 16).astype(np.float32)
+    lam = np.maximum(lam, 1 - lam)
+    other = draws.permutation(16)
+    np.testing.assert_allclose(mx, lam[:, None, None] * x + (1 - lam[:, None, None]) * x[other], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(my, lam[:, None] * y + (1 - lam[:, None]) * y[other], rtol=1e-5, atol=1e-6)
+    assert not np.array_equal(mx, x)
+
+
+def test_mixup_off_returns_the_batch_unchanged():
+    x = np.ones((4, *CFG.input_shape), dtype=np.float32)
+    y = np.eye(4, dtype=np.float32)
+    mx, my = mixup(x, y, 0.0, np.random.default_rng(0))
+    assert mx is x and my is y

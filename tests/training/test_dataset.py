@@ -65,6 +65,18 @@ def test_test_groups_hold_out_exactly_that_group(small_fsdd):
     assert "theo" not in {clips[i].group for i in split["train"]}
 
 
+def test_held_out_groups_leave_every_other_group_in_training_and_validation(small_fsdd):
+    """val_split 'auto' with test_groups: validation is drawn clip by clip from every remaining group."""
+    clips = read_manifest(small_fsdd)
+    split = assign_splits(clips, DataConfig(test_groups=["theo"], val_fraction=0.25), seed=0)
+    groups = {name: {clips[i].group for i in idx} for name, idx in split.items()}
+    assert groups["train"] == groups["val"] == {"jackson", "nicolas"}
+    assert Counter(clips[i].label for i in split["val"]) == {"0": 3, "1": 3, "2": 3}  # stratified
+    whole = assign_splits(clips, DataConfig(test_groups=["theo"], val_fraction=0.2, val_split="group"), seed=0)
+    assert len({clips[i].group for i in whole["val"]}) == 1
+    assert not {clips[i].group for i in whole["val"]} & {clips[i].group for i in whole["train"]}
+
+
 def test_without_groups_splits_are_stratified(fsdd):
     clips = discover(fsdd, group_column="none")  # official test split given; val computed from train
     split = assign_splits(clips, DataConfig(val_fraction=0.1), seed=3)

@@ -23,6 +23,7 @@ from training.pipeline import (
 from training.store import clip_features, content_digests, decode_clips
 
 CFG = FeatureConfig()
+N_CLASSES = 4
 
 
 def clip_paths(fsdd, instrument_flac):
@@ -80,8 +81,8 @@ def batches(ds, epochs=2):
 def test_clean_batches_are_reproducible_and_reshuffled(clips):
     waves, y = clips
     X, table = clean_features(waves, y, np.arange(len(waves)), CFG)
-    ds1, stop1 = train_dataset(X, table, waves, None, batch_size=4, seed=5)
-    ds2, stop2 = train_dataset(X, table, waves, None, batch_size=4, seed=5)
+    ds1, stop1 = train_dataset(X, table, waves, None, batch_size=4, seed=5, n_classes=N_CLASSES)
+    ds2, stop2 = train_dataset(X, table, waves, None, batch_size=4, seed=5, n_classes=N_CLASSES)
     a, b = batches(ds1), batches(ds2)
     for e in range(2):
         for (xa, ya), (xb, yb) in zip(a[e], b[e], strict=True):
@@ -97,9 +98,19 @@ def test_augmented_batches_do_not_depend_on_worker_count_or_storage(clips, store
     X, table = clean_features(waves, y, np.arange(len(waves)), CFG)
     disk_waves, features = stored
     aug = Augmenter(AugmentConfig(), CFG, standardisation(X)[0])
-    ds1, stop1 = train_dataset(X, table, waves, aug, batch_size=4, seed=9, workers=1)
+    ds1, stop1 = train_dataset(
+        X, table, waves, aug, batch_size=4, seed=9, n_classes=N_CLASSES, workers=1, mixup_alpha=0.4
+    )
     ds2, stop2 = train_dataset(
-        features, features.windows(y, np.arange(len(waves))), disk_waves, aug, batch_size=4, seed=9, workers=2
+        features,
+        features.windows(y, np.arange(len(waves))),
+        disk_waves,
+        aug,
+        batch_size=4,
+        seed=9,
+        n_classes=N_CLASSES,
+        workers=2,
+        mixup_alpha=0.4,
     )
     try:
         a, b = batches(ds1, 1), batches(ds2, 1)
@@ -127,8 +138,10 @@ def test_clean_batches_from_the_cache_equal_batches_from_memory(clips, stored):
     waves, y = clips
     X, table = clean_features(waves, y, np.arange(len(waves)), CFG)
     _, features = stored
-    mem, _ = train_dataset(X, table, waves, None, batch_size=4, seed=3)
-    disk, _ = train_dataset(features, features.windows(y, np.arange(len(waves))), None, None, batch_size=4, seed=3)
+    mem, _ = train_dataset(X, table, waves, None, batch_size=4, seed=3, n_classes=N_CLASSES)
+    disk, _ = train_dataset(
+        features, features.windows(y, np.arange(len(waves))), None, None, batch_size=4, seed=3, n_classes=N_CLASSES
+    )
     a, b = batches(mem), batches(disk)
     for e in range(2):
         for (xa, ya), (xb, yb) in zip(a[e], b[e], strict=True):
@@ -140,10 +153,13 @@ def test_eval_batches_are_the_windows_in_order(clips, stored):
     waves, y = clips
     X, table = clean_features(waves, y, np.arange(len(waves)), CFG)
     _, features = stored
-    got = [(x.numpy(), t.numpy()) for x, t in eval_dataset(features, features.windows(y, np.arange(len(waves))), 8)]
+    got = [
+        (x.numpy(), t.numpy())
+        for x, t in eval_dataset(features, features.windows(y, np.arange(len(waves))), N_CLASSES, 8)
+    ]
     assert [len(t) for _, t in got[:-1]] == [8] * (len(got) - 1)
     np.testing.assert_array_equal(np.concatenate([x for x, _ in got]), X)
-    np.testing.assert_array_equal(np.concatenate([t for _, t in got]), table.y)
+    np.testing.assert_array_equal(np.concatenate([t for _, t in got]).argmax(axis=1), table.y)
 
 
 def test_workers_run_a_bounded_number_of_batches_ahead():

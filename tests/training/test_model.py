@@ -1,0 +1,56 @@
+"""The CNN builder: plain and residual blocks, the standardisation carried inside, names kept for old artifacts."""
+
+import keras
+import numpy as np
+import pytest
+
+from training.config import ConvBlock, ModelConfig
+from training.model import build_model
+
+SHAPE = (101, 20)
+
+
+def model(blocks):
+    return build_model(ModelConfig(conv_blocks=blocks), SHAPE, 10, np.zeros(SHAPE[1]), np.ones(SHAPE[1]))
+
+
+def test_plain_blocks_keep_their_layer_names():
+    names = {layer.name for layer in model([ConvBlock(filters=8), ConvBlock(filters=16, pool=1)]).layers}
+    assert {"standardise", "conv1", "bn1", "pool1", "conv2", "bn2", "probabilities"} <= names
+
+
+def test_a_residual_block_adds_its_input_through_a_projection_when_the_width_changes():
+    m = model([ConvBlock(filters=8), ConvBlock(filters=16, residual=True), ConvBlock(filters=16, residual=True)])
+    names = {layer.name for layer in m.layers}
+    assert {"conv2a", "conv2b", "conv2s", "add2", "conv3a", "conv3b", "add3"} <= names
+    assert "conv3s" not in names  # same width, stride 1: the identity shortcut
+    x = np.random.default_rng(0).normal(size=(3, *SHAPE)).astype(np.float32)
+    probs = m.predict(x, verbose=0)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_a_residual_model_saves_and_loads_with_the_same_outputs(tmp_path):
+    m = model([ConvBlock(filters=8, residual=True, stride=2)])
+    x = np.random.default_rng(1).normal(size=(2, *SHAPE)).astype(np.float32)
+    m.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(again.predict(x, verbose=0), m.predict(x, verbose=0), atol=1e-6)
+
+
+def test_a_residual_block_without_batch_norm_is_refused():
+    with pytest.raises(ValueError, match="needs batch_norm"):
+        ConvBlock(filters=8, residual=True, batch_norm=False)
+
+
+def test_a_gru_over_the_frames_sees_the_order_of_sounds(tmp_path):
+    """With gru_units the pooled features depend on the order of frames: reversing time changes the scores."""
+    m = build_model(
+        ModelConfig(conv_blocks=[ConvBlock(filters=8)], gru_units=4), SHAPE, 3, np.zeros(SHAPE[1]), np.ones(SHAPE[1])
+    )
+    assert m.get_layer("gru").output.shape[1:] == (51, 8)  # 101 frames pooled by 2, both directions
+    x = np.random.default_rng(2).normal(size=(2, *SHAPE)).astype(np.float32)
+    assert np.abs(m.predict(x, verbose=0) - m.predict(x[:, ::-1], verbose=0)).max() > 1e-6
+    m.save(tmp_path / "m.keras")
+    np.testing.assert_allclose(
+        keras.saving.load_model(tmp_path / "m.keras").predict(x, verbose=0), m.predict(x, verbose=0), atol=1e-6
+    )
