@@ -2,10 +2,12 @@
 
 Runs (sequentially, so timings are not disturbed by each other) into runs/results/, then writes
 docs/results.md with the machine, the date and the command of each figure. Re-running a finished run is
-skipped unless --force; about an hour on 2 cores.
+skipped unless --force; about an hour and a half on 2 cores. The ablation table is read from the runs of
+`scripts/ablation.py` (runs/ablation/), when they are there.
 """
 
 import argparse
+import importlib.util
 import json
 import subprocess
 import sys
@@ -22,16 +24,25 @@ OUT = ROOT / "runs" / "results"
 PY = sys.executable
 
 FSDD_TRAIN = ["train", "--data", f"{DATA}/fsdd", "--no-register"]
-FSDD_CV = ["cv", "--data", f"{DATA}/fsdd", "--group-column", "speaker"]
-INSTRUMENTS = ["train", "--data", f"{DATA}/instruments", "--config", "configs/instruments.yaml", "--no-register"]
 RUNS = {
     "fsdd-official": FSDD_TRAIN,
     "fsdd-official-repeat": FSDD_TRAIN,
-    "fsdd-speaker-aug": FSDD_CV,
-    "fsdd-speaker-noaug": [*FSDD_CV, "--set", "augment.enabled=false"],
-    "instruments-weighted": INSTRUMENTS,
-    "instruments-unweighted": [*INSTRUMENTS, "--set", "class_weight=none"],
+    # issue 12's protocols: held-out speakers with the defaults, instruments under stratified 5-fold
+    "fsdd-speaker": ["cv", "--data", f"{DATA}/fsdd", "--group-column", "speaker"],
+    "instruments-kfold": [
+        "cv",
+        "--data",
+        f"{DATA}/instruments",
+        "--config",
+        "configs/instruments.yaml",
+        "--folds",
+        "5",
+        "--repeats",
+        "1",
+        "--no-register",
+    ],
 }
+ABLATION = ROOT / "runs" / "ablation"
 
 
 def run(name: str, force: bool) -> dict:
@@ -59,25 +70,21 @@ def run(name: str, force: bool) -> dict:
 
 # What the numbers mean, kept beside the code that prints them (the figures themselves are filled in above).
 READING = """\
-- **FSDD official split >= 0.98: met.** The official test set has the same six speakers as training, so this
-  measures learning the digits, not generalising to new voices.
-- **FSDD held-out speaker, aim >= 0.90 mean: not reached** (table above). The spread between speakers is the
-  story: george's accent is unlike the other five, and with six speakers each fold trains on only four voices
-  and early-stops on a single validation voice, which makes the stopping epoch noisy (the nicolas fold stopped
-  at epoch 4). Augmentation as configured did not help on average; it hurt the george fold most. Cepstral mean
-  normalisation (`features.cmn`, on by default) was added after a first sweep without it gave 0.38 on george.
-  Next steps: validation drawn from the training speakers' clips, vocal-tract-length perturbation, more
-  speakers.
-- **Instruments, aim balanced accuracy >= 0.85 and well above the baseline: not reached.** The test set has 45
-  clips (4-5 per class), so one clip moves balanced accuracy by about 2 points; 210 training clips are little for
-  a CNN from scratch, and the clip-mean-MFCC baseline is strong on timbre. Class weights raised balanced accuracy
-  over the unweighted run by the margin shown. Next steps: pretrained audio embeddings (YAMNet), mixup, repeated
-  splits to get error bars.
-- **Default FSDD training < 3 minutes: met** (the first table's time column and the line under it). That run was
-  repeated alone on the idle machine (`python scripts/results.py --only fsdd-official --force`); the other runs
-  shared the 2 cores with the service's test suite, so their time columns are inflated.
-- **Reproducibility**: the repeat run line above; in-process, `tests/training/test_train_e2e.py` asserts equal
-  histories and metrics for two runs.\
+- **FSDD official split >= 0.995**: the first table. The official test set has the same six speakers as
+  training, so this measures learning the digits, not generalising to new voices.
+- **FSDD held-out speaker, mean >= 0.93 and worst >= 0.85: not reached** (the leave-one-speaker-out table).
+  Validation is now drawn from the five training speakers' clips (`data.val_split: auto`), so every fold trains
+  on five voices instead of four: on nicolas alone that moved test accuracy from 0.780 to 0.830 (ablation). Of
+  the levers measured on the three hardest speakers, only stronger stretch and pitch (VTLP-like) augmentation
+  was not worse (+0.011, within the spread of one speaker's fold); mixup, a wider speed range, a deeper
+  stride-2 stack, a GRU over frames and log-mel input were level or worse. The errors are systematic
+  confusions of one speaker's pronunciation (jackson's long "six" read as "seven", george's "six" as "three"),
+  which five male voices do not cover; more voices, not more capacity, is what the measurements point to.
+- **Instruments, balanced accuracy >= 0.85 and >= 10 points above the baseline: not reached.** Stratified
+  5-fold: the CNN and the clip-mean-MFCC logistic baseline are level, and the CNN overfits (train 0.89-0.98).
+- **Default FSDD training < 3 minutes**: the line under the first table.
+- **Reproducibility**: the repeat run line under the first table; in-process, `tests/training/test_train_e2e.py`
+  asserts equal histories and metrics for two runs.\
 """
 
 
@@ -95,6 +102,43 @@ def _train_row(name: str, label: str) -> str:
     )
 
 
+def _ablation_section() -> list[str]:
+    """The ablation table of scripts/ablation.py over the variants whose runs are all there."""
+    spec = importlib.util.spec_from_file_location("ablation", ROOT / "scripts" / "ablation.py")
+    ablation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablation)
+    done = lambda v, s: (ABLATION / v / s / "metrics.json").is_file()  # noqa: E731
+    complete = [v for v in ablation.VARIANTS if all(done(v, s) for s in ablation.SPEAKERS)]
+    if not complete:
+        return ["Not run yet: `python scripts/ablation.py`."]
+    read = lambda v, s: json.loads((ABLATION / v / s / "metrics.json").read_text())  # noqa: E731
+    runs = {v: {s: read(v, s) for s in ablation.SPEAKERS} for v in complete}
+    # variants stopped after the speaker they ran first (nicolas), when that one already said enough; shown beside
+    # the recipe before and today's defaults on that speaker
+    probe = ablation.SPEAKERS[-1]
+    partial = [v for v in ablation.VARIANTS if v not in complete and done(v, probe)]
+    stopped = []
+    if partial:
+        rows = {v: {probe: read(v, probe)} for v in [*[c for c in complete if c in ("before", "vtlp")], *partial]}
+        stopped = [
+            "",
+            f"Variants stopped after their first held-out speaker ({probe}), beside the recipe before and today's "
+            f"defaults on that speaker (`python scripts/ablation.py --speakers {probe} --variants {' '.join(rows)}`):",
+            "",
+            ablation.table(rows, [probe]),
+        ]
+    return [
+        f"`python scripts/ablation.py --variants {' '.join(complete)}`: each variant trained with george, jackson and "
+        "nicolas held out in turn (the three hardest speakers; validation drawn from the other five speakers' clips), "
+        "one run at a time on this page's machine, all with seed 1234. The spread from seed to seed was not measured; "
+        "a mean moving by 0.01 is 15 of the 1,500 test clips, so differences of 0.01-0.02 should not be read as "
+        "effects.",
+        "",
+        ablation.table(runs, ablation.SPEAKERS),
+        *stopped,
+    ]
+
+
 def write_page(infos: dict[str, dict]) -> str:
     """docs/results.md from the finished runs."""
     head = (
@@ -104,15 +148,8 @@ def write_page(infos: dict[str, dict]) -> str:
     a, b = (json.loads((OUT / n / "metrics.json").read_text()) for n in ("fsdd-official", "fsdd-official-repeat"))
     same_hist = a["history"] == b["history"]
     max_diff = max(abs(a[s][k] - b[s][k]) for s in ("train", "val", "test") for k in ("accuracy", "loss", "macro_f1"))
-    cv = {n: json.loads((OUT / n / "summary.json").read_text()) for n in ("fsdd-speaker-aug", "fsdd-speaker-noaug")}
-    speakers = list(cv["fsdd-speaker-aug"]["folds"])
-    cv_rows = [
-        f"| {s} | {_fmt(cv['fsdd-speaker-aug']['folds'][s]['test_accuracy'])} | "
-        f"{_fmt(cv['fsdd-speaker-noaug']['folds'][s]['test_accuracy'])} | "
-        f"{_fmt(cv['fsdd-speaker-aug']['folds'][s]['baseline_test_accuracy'])} |"
-        for s in speakers
-    ]
-    aug, noaug = cv["fsdd-speaker-aug"], cv["fsdd-speaker-noaug"]
+    speakers = json.loads((OUT / "fsdd-speaker" / "summary.json").read_text())
+    instruments = json.loads((OUT / "instruments-kfold" / "summary.json").read_text())
     machine_line = next(iter(infos.values()))["machine"]
     lines = [
         "# Results",
@@ -126,7 +163,7 @@ def write_page(infos: dict[str, dict]) -> str:
         head,
         _train_row("fsdd-official", "CNN, default config"),
         "",
-        f"Target test accuracy >= 0.98: **{a['test']['accuracy']:.3f}**.",
+        f"Test accuracy (target >= 0.995): **{a['test']['accuracy']:.3f}**.",
         "",
         f"Default training time (target < 3 minutes on 2 cores): **{a['timing']['total_s']:.0f} s** inside the "
         f"process (load {a['timing']['load_s']:.0f} s, features {a['timing']['features_s']:.0f} s, "
@@ -138,24 +175,24 @@ def write_page(infos: dict[str, dict]) -> str:
         f"{'an identical' if same_hist else 'a different'} training history epoch by epoch; the largest difference "
         f"in any final accuracy, macro F1 or loss was {max_diff:.1e}.",
         "",
-        "## FSDD, speaker held out (test on one speaker, for each of the six)",
+        "## FSDD, leave one speaker out (the defaults)",
         "",
-        "Of the five other speakers, one whole speaker is the validation set and four are trained on, so neither "
-        "training nor early stopping ever hears the test speaker's voice.",
+        "Each fold tests on one speaker's 500 clips; the model trains on the other five speakers, with validation "
+        "(for early stopping) drawn from their clips, so neither training nor early stopping hears the test voice. "
+        "The baseline is a logistic regression on each clip's mean MFCC, on the same folds.",
         "",
-        "| held-out speaker | test acc, augmented | test acc, no augmentation | baseline test acc |",
-        "|---|---|---|---|",
-        *cv_rows,
-        f"| **mean** | **{_fmt(aug['mean_test_accuracy'])}** | **{_fmt(noaug['mean_test_accuracy'])}** | "
-        f"{_fmt(aug['mean_baseline_test_accuracy'])} |",
-        f"| **worst** | {_fmt(aug['worst_test_accuracy'])} ({aug['worst_group']}) | "
-        f"{_fmt(noaug['worst_test_accuracy'])} ({noaug['worst_group']}) | |",
+        speakers["table"],
         "",
-        "## Instruments (stratified clip-level split 70/15/15, seed 1234)",
+        "## FSDD, ablation of the levers (three held-out speakers)",
         "",
-        head,
-        _train_row("instruments-weighted", "CNN, balanced class weights"),
-        _train_row("instruments-unweighted", "CNN, no class weights"),
+        *_ablation_section(),
+        "",
+        "## Instruments, repeated stratified 5-fold",
+        "",
+        "Folds of 60 clips (6 per class), stratified by class, `configs/instruments.yaml`; validation is drawn from "
+        "each fold's training part.",
+        "",
+        instruments["table"],
         "",
         "## Targets, and what the figures say",
         "",
@@ -163,7 +200,12 @@ def write_page(infos: dict[str, dict]) -> str:
         "",
         "## Commands",
         "",
-        *[f"- `{i['command']}` ({i['wall_s']:.0f} s wall, finished {i['finished']})" for i in infos.values()],
+        *[
+            f"- `{i['command']}` ({i['wall_s']:.0f} s wall, finished {i['finished']}"
+            + (f"; {i['note']}" if i.get("note") else "")
+            + ")"
+            for i in infos.values()
+        ],
         "",
     ]
     return "\n".join(lines)

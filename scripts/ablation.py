@@ -1,0 +1,105 @@
+"""Issue 12's ablation on FSDD: each lever's effect on held-out speakers, one row per variant.
+
+`python scripts/ablation.py [--variants NAME ...] [--speakers S ...]` trains every variant with each listed
+speaker held out (test = that speaker; validation drawn from the other five speakers' clips, as `cv` does), one
+run at a time, into runs/ablation/<variant>/<speaker>/, skips runs already finished, and prints a Markdown table of
+test accuracy per speaker, their mean and the fit time, with the machine, the date and the command template.
+
+The default speakers are the three hardest of the issue's leave-one-speaker-out figures (george, jackson,
+nicolas): a full six-fold `cv` per variant would take ~20 minutes on 2 cores; this takes ~9. Variants change
+only what their overrides say; each is compared with `defaults` of the same call, as ratios and differences
+within one run, since this machine's speed drifts.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a file from a checkout: the repository's packages, not the installed ones
+from devtools import machine  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "fsdd"
+OUT = ROOT / "runs" / "ablation"
+SPEAKERS = ["george", "jackson", "nicolas"]
+# the recipe before issue 12 (stretch and pitch at 0.25), written out so that it stays comparable when defaults move
+BEFORE = ["augment.pitch_prob=0.25", "augment.pitch_semitones=2", "augment.stretch_prob=0.25"]
+VTLP = ["augment.pitch_prob=0.8", "augment.pitch_semitones=3", "augment.stretch_prob=0.8"]
+S2DEEP = "model.conv_blocks=[{filters: 16, stride: 2, pool: 1}, {filters: 32}, {filters: 64}, {filters: 64, pool: 1}]"
+VARIANTS: dict[str, tuple[str, list[str]]] = {
+    "before": ("recipe before issue 12 (stretch, pitch at p=0.25, +/-2 semitones)", BEFORE),
+    "whole-speaker-val": ("as 'before', validation = one whole other speaker", [*BEFORE, "data.val_split=group"]),
+    "vtlp": ("stretch and pitch (VTLP-like warp) at p=0.8, +/-3 semitones: today's defaults", VTLP),
+    "vtlp+mixup": ("vtlp + mixup, alpha 0.4", [*VTLP, "augment.mixup_alpha=0.4"]),
+    "vtlp+wide-speed": ("vtlp + stretch range 0.7-1.4", [*VTLP, "augment.stretch_range=[0.7, 1.4]"]),
+    "vtlp+s2deep": ("vtlp + stride-2 first conv, 4 conv blocks (receptive field ~2x)", [*VTLP, S2DEEP]),
+    "vtlp+s2deep+gru": ("vtlp+s2deep + bidirectional GRU(32) over frames", [*VTLP, S2DEEP, "model.gru_units=32"]),
+    "vtlp+logmel": ("vtlp + log-mel (40 bands, CMN) instead of MFCC", [*VTLP, "features.kind=logmel"]),
+}
+
+
+def command(variant: str, speaker: str, cache_dir: Path | None) -> list[str]:
+    cmd = [sys.executable, "-m", "training", "train", "--data", str(DATA), "--no-register"]
+    cmd += ["--set", "data.group_column=speaker", "--set", f"data.test_groups=[{speaker}]"]
+    cmd += ["--set", "fit.tensorboard=false", "--out", str(OUT / variant / speaker)]
+    if cache_dir is not None:
+        cmd += ["--cache-dir", str(cache_dir)]
+    for override in VARIANTS[variant][1] if variant in VARIANTS else []:
+        cmd += ["--set", override]
+    return cmd
+
+
+def run(variant: str, speaker: str, cache_dir: Path | None) -> dict:
+    metrics = OUT / variant / speaker / "metrics.json"
+    if not metrics.is_file():
+        log = OUT / f"{variant}-{speaker}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "w") as handle:
+            subprocess.run(command(variant, speaker, cache_dir), cwd=ROOT, check=True, stdout=handle, stderr=handle)
+    return json.loads(metrics.read_text())
+
+
+def table(results: dict[str, dict[str, dict]], speakers: list[str]) -> str:
+    head = "| variant | what changes | " + " | ".join(speakers) + " | mean | vs first row | fit s (mean) |"
+    lines = [head, "|" + "---|" * (len(speakers) + 5)]
+    first = None
+    for variant, runs in results.items():
+        accs = [runs[s]["test"]["accuracy"] for s in speakers]
+        mean = sum(accs) / len(accs)
+        first = mean if first is None else first
+        fit = sum(runs[s]["timing"]["fit_s"] for s in speakers) / len(speakers)
+        cells = " | ".join(f"{a:.3f}" for a in accs)
+        lines.append(
+            f"| {variant} | {VARIANTS[variant][0]} | {cells} | **{mean:.3f}** | {mean - first:+.3f} | {fit:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--speakers", nargs="*", default=SPEAKERS)
+    parser.add_argument("--cache-dir", type=Path, help="training's feature cache (default: training's default)")
+    args = parser.parse_args()
+    started = datetime.now(UTC).isoformat(timespec="minutes")
+    t = time.perf_counter()
+    results = {v: {s: run(v, s, args.cache_dir) for s in args.speakers} for v in args.variants}
+    template = " ".join(command("VARIANT", "SPEAKER", args.cache_dir)[1:])
+    template = template.replace(str(DATA), "../shared/data/fsdd").replace(str(ROOT) + "/", "")
+    finished = sorted(
+        datetime.fromtimestamp((OUT / v / sp / "metrics.json").stat().st_mtime, UTC).isoformat(timespec="minutes")
+        for v in args.variants
+        for sp in args.speakers
+    )
+    print(f"Machine: {machine.line()}. Called {started} UTC ({time.perf_counter() - t:.0f} s); the runs finished ")
+    print(f"between {finished[0]} and {finished[-1]} UTC, one at a time.")
+    print(f"Each run: `python {template} --set <override> ...` (a variant's overrides in the table)\n")
+    print(table(results, args.speakers))
+
+
+if __name__ == "__main__":
+    main()
