@@ -39,6 +39,11 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "vtlp+s2deep": ("vtlp + stride-2 first conv, 4 conv blocks (receptive field ~2x)", [*VTLP, S2DEEP]),
     "vtlp+s2deep+gru": ("vtlp+s2deep + bidirectional GRU(32) over frames", [*VTLP, S2DEEP, "model.gru_units=32"]),
     "vtlp+logmel": ("vtlp + log-mel (40 bands, CMN) instead of MFCC", [*VTLP, "features.kind=logmel"]),
+    "vtlp-seed2": ("vtlp with seed 2 instead of 1234: the spread from seed to seed", [*VTLP, "seed=2"]),
+    "vtlp+40-cosine": (
+        "vtlp, 40 epochs, warm-up + cosine decay, no early stop (a slower quality recipe)",
+        [*VTLP, "fit.epochs=40", "fit.lr_schedule=cosine", "fit.early_stopping_patience=40"],
+    ),
 }
 
 

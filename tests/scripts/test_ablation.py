@@ -1,23 +1,11 @@
 """The ablation script: every variant's overrides are valid training settings, and its table adds up."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
+from tests.scripts import load_script
 from training.config import load_config
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("ablation", ROOT / "scripts" / "ablation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ABLATION = load_script()
+ABLATION = load_script("ablation")
 
 
 @pytest.mark.parametrize("variant", list(ABLATION.VARIANTS))
