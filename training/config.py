@@ -45,8 +45,8 @@ class AugmentConfig(_Strict):
     enabled: bool = True
     time_shift_s: float = Field(0.15, ge=0, description="Max random offset of the window within the clip.")
     # Stretch (speaking rate) and pitch (a frequency warp of the power spectrum, like vocal-tract-length
-    # perturbation) on most windows: on FSDD's held-out speakers p=0.8 and +/-3 semitones measured 0.831 mean
-    # against 0.821 with p=0.25, +/-2 (docs/results.md, ablation).
+    # perturbation) on most windows: on FSDD's three hardest held-out speakers p=0.8 and +/-3 semitones measured
+    # 0.831 mean against 0.821 with p=0.25, +/-2 (small; +0.052 on nicolas; docs/results.md, ablation).
     stretch_prob: float = Field(0.8, ge=0, le=1)
     stretch_range: tuple[float, float] = (0.85, 1.15)
     pitch_prob: float = Field(0.8, ge=0, le=1)
