@@ -41,7 +41,7 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "vtlp+logmel": ("vtlp + log-mel (40 bands, CMN) instead of MFCC", [*VTLP, "features.kind=logmel"]),
     "vtlp-seed2": ("vtlp with seed 2 instead of 1234: the spread from seed to seed", [*VTLP, "seed=2"]),
     "vtlp+40-cosine": (
-        "vtlp, 40 epochs, warm-up + cosine decay, no early stop (a slower quality recipe)",
+        "vtlp, 40 epochs, warm-up + cosine decay, no early stop",
         [*VTLP, "fit.epochs=40", "fit.lr_schedule=cosine", "fit.early_stopping_patience=40"],
     ),
 }
