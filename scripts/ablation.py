@@ -7,8 +7,7 @@ test accuracy per speaker, their mean and the fit time, with the machine, the da
 
 The default speakers are the three hardest of the issue's leave-one-speaker-out figures (george, jackson,
 nicolas): a full six-fold `cv` per variant would take ~20 minutes on 2 cores; this takes ~9. Variants change
-only what their overrides say; each is compared with `defaults` of the same call, as ratios and differences
-within one run, since this machine's speed drifts.
+only what their overrides say; each row is compared with the first row of the same table.
 """
 
 import argparse
@@ -47,13 +46,13 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
 }
 
 
-def command(variant: str, speaker: str, cache_dir: Path | None) -> list[str]:
+def command(variant: str, speaker: str, cache_dir: Path | None, overrides: list[str]) -> list[str]:
     cmd = [sys.executable, "-m", "training", "train", "--data", str(DATA), "--no-register"]
     cmd += ["--set", "data.group_column=speaker", "--set", f"data.test_groups=[{speaker}]"]
     cmd += ["--set", "fit.tensorboard=false", "--out", str(OUT / variant / speaker)]
     if cache_dir is not None:
         cmd += ["--cache-dir", str(cache_dir)]
-    for override in VARIANTS[variant][1] if variant in VARIANTS else []:
+    for override in overrides:
         cmd += ["--set", override]
     return cmd
 
@@ -63,8 +62,9 @@ def run(variant: str, speaker: str, cache_dir: Path | None) -> dict:
     if not metrics.is_file():
         log = OUT / f"{variant}-{speaker}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
+        cmd = command(variant, speaker, cache_dir, VARIANTS[variant][1])
         with open(log, "w") as handle:
-            subprocess.run(command(variant, speaker, cache_dir), cwd=ROOT, check=True, stdout=handle, stderr=handle)
+            subprocess.run(cmd, cwd=ROOT, check=True, stdout=handle, stderr=handle)
     return json.loads(metrics.read_text())
 
 
@@ -93,7 +93,7 @@ def main() -> None:
     started = datetime.now(UTC).isoformat(timespec="minutes")
     t = time.perf_counter()
     results = {v: {s: run(v, s, args.cache_dir) for s in args.speakers} for v in args.variants}
-    template = " ".join(command("VARIANT", "SPEAKER", args.cache_dir)[1:])
+    template = " ".join(command("VARIANT", "SPEAKER", args.cache_dir, [])[1:])
     template = template.replace(str(DATA), "../shared/data/fsdd").replace(str(ROOT) + "/", "")
     finished = sorted(
         datetime.fromtimestamp((OUT / v / sp / "metrics.json").stat().st_mtime, UTC).isoformat(timespec="minutes")

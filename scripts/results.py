@@ -7,7 +7,6 @@ skipped unless --force; about an hour and a half on 2 cores. The ablation table 
 """
 
 import argparse
-import importlib.util
 import json
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a file from a checkout: the repository's packages, not the installed ones
 from devtools import machine  # noqa: E402
+from scripts import ablation  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "runs" / "results"
@@ -108,9 +108,6 @@ def _train_row(name: str, label: str) -> str:
 
 def _ablation_section() -> list[str]:
     """The ablation table of scripts/ablation.py over the variants whose runs are all there."""
-    spec = importlib.util.spec_from_file_location("ablation", ROOT / "scripts" / "ablation.py")
-    ablation = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ablation)
     done = lambda v, s: (ABLATION / v / s / "metrics.json").is_file()  # noqa: E731
     complete = [v for v in ablation.VARIANTS if all(done(v, s) for s in ablation.SPEAKERS)]
     if not complete:

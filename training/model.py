@@ -21,13 +21,14 @@ def build_model(
             x = keras.layers.MaxPooling2D(block.pool, padding="same", name=f"pool{i}")(x)
         if block.dropout > 0:
             x = keras.layers.SpatialDropout2D(block.dropout)(x)
-    pools = {"avg": [keras.layers.GlobalAveragePooling2D()], "max": [keras.layers.GlobalMaxPooling2D()]}
+    avg, mx = keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D
     if cfg.gru_units:
         frames, bins, channels = x.shape[1:]
         x = keras.layers.Reshape((frames, bins * channels))(x)
         gru = keras.layers.GRU(cfg.gru_units, return_sequences=True, kernel_regularizer=reg)
         x = keras.layers.Bidirectional(gru, name="gru")(x)
-        pools = {"avg": [keras.layers.GlobalAveragePooling1D()], "max": [keras.layers.GlobalMaxPooling1D()]}
+        avg, mx = keras.layers.GlobalAveragePooling1D, keras.layers.GlobalMaxPooling1D
+    pools = {"avg": [avg()], "max": [mx()]}
     pools["avgmax"] = pools["avg"] + pools["max"]
     pooled = [pool(x) for pool in pools[cfg.global_pool]]
     x = pooled[0] if len(pooled) == 1 else keras.layers.Concatenate()(pooled)

@@ -114,7 +114,7 @@ def train(data: Path, out: Path, cfg: TrainConfig) -> dict:
         cfg.seed,
         n_classes,
         workers=cfg.fit.augment_workers,
-        mixup_alpha=cfg.augment.mixup_alpha if cfg.augment.enabled else 0.0,
+        mixup_alpha=cfg.augment.mixup_alpha,
     )
 
     model = build_model(cfg.model, fcfg.input_shape, n_classes, mean, var)
@@ -126,24 +126,23 @@ def train(data: Path, out: Path, cfg: TrainConfig) -> dict:
     )
     ckpt = out / "checkpoints"
     ckpt.mkdir(exist_ok=True)
+    plateau = [
+        keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss",
+            factor=cfg.fit.reduce_lr_factor,
+            patience=cfg.fit.reduce_lr_patience,
+            min_lr=cfg.fit.min_learning_rate,
+        )
+    ]
     callbacks = [
         StopOnNaN(),
         keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=cfg.fit.early_stopping_patience, restore_best_weights=True
         ),
+        *(plateau if cfg.fit.lr_schedule == "plateau" else []),  # a cosine schedule sets the rate itself
         keras.callbacks.ModelCheckpoint(ckpt / "best.keras", monitor="val_loss", save_best_only=True),
         keras.callbacks.CSVLogger(out / "history.csv"),
     ]
-    if cfg.fit.lr_schedule == "plateau":
-        callbacks.insert(
-            2,
-            keras.callbacks.ReduceLROnPlateau(
-                monitor="val_loss",
-                factor=cfg.fit.reduce_lr_factor,
-                patience=cfg.fit.reduce_lr_patience,
-                min_lr=cfg.fit.min_learning_rate,
-            ),
-        )
     if cfg.fit.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out / "tensorboard"), write_graph=False))
     t = time.perf_counter()

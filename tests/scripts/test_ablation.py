@@ -2,15 +2,13 @@
 
 import pytest
 
-from tests.scripts import load_script
+from scripts import ablation as ABLATION
 from training.config import load_config
-
-ABLATION = load_script("ablation")
 
 
 @pytest.mark.parametrize("variant", list(ABLATION.VARIANTS))
 def test_every_variant_is_a_valid_config(variant):
-    cmd = ABLATION.command(variant, "george", None)
+    cmd = ABLATION.command(variant, "george", None, ABLATION.VARIANTS[variant][1])
     overrides = [cmd[i + 1] for i, arg in enumerate(cmd) if arg == "--set"]
     cfg = load_config(None, overrides)
     assert cfg.data.test_groups == ["george"] and cfg.data.group_column == "speaker"
