@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 from audiocore import artifact, features, ops_features
-from audiocore.aggregate import clip_scores
 from audiocore.clip import prepare
 from devtools import machine
 from devtools.markdown import table
@@ -42,7 +41,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def accuracy(model, meta, fsdd: Path) -> dict:
+def accuracy(model, meta, aggregator, fsdd: Path) -> dict:
     with open(fsdd / "manifest.csv", newline="") as handle:
         rows = [r for r in csv.DictReader(handle) if r["split"] == "test"]
     cfg = meta.features
@@ -59,7 +58,7 @@ def accuracy(model, meta, fsdd: Path) -> dict:
     for name, x in feats.items():
         probs = np.asarray(model.predict(x, batch_size=512, verbose=0))
         parts = np.split(probs, np.cumsum(counts)[:-1])
-        labels[name] = [meta.labels[int(np.argmax(clip_scores(p)))] for p in parts]
+        labels[name] = [meta.labels[int(np.argmax(aggregator.clip(p)))] for p in parts]
     truth = [r["label"] for r in rows]
     return {
         "clips": len(rows),
@@ -96,13 +95,13 @@ def main(argv: list[str]) -> int:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
 
-    model, meta = artifact.load(args.model_dir)
+    model, meta, aggregator = artifact.load(args.model_dir)
     cfg = meta.features
     if not ops_features.supports(cfg):
         print(f"{args.model_dir}: deltas are not computed by keras.ops; nothing to compare")
         return 2
     fsdd = clipsets.data_dir(args.data) / "fsdd"
-    acc = accuracy(model, meta, fsdd)
+    acc = accuracy(model, meta, aggregator, fsdd)
     pool = np.concatenate([prepare(c.data, cfg).windows for c in clipsets.short_clips(fsdd.parent, limit=512)])
     wrapped = ops_features.waveform_model(model, cfg)
     rows = []

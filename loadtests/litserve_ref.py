@@ -31,7 +31,7 @@ class AudioAPI(ls.LitAPI):
         tf.config.threading.set_inter_op_parallelism_threads(self.model_threads)
         from audiocore import artifact
 
-        self.model, meta = artifact.load(self.folder)
+        self.model, meta, self.aggregator = artifact.load(self.folder)
         self.cfg, self.labels = meta.features, list(meta.labels)
         # As ours does before it is ready: compile librosa's kernels and trace the model on a clip.
         from audiocore.features import extract
@@ -59,9 +59,9 @@ class AudioAPI(ls.LitAPI):
         return np.split(probs, np.cumsum(counts)[:-1])
 
     def encode_response(self, window_probs: np.ndarray) -> dict:
-        from audiocore.aggregate import clip_scores, top_k
+        from audiocore.aggregate import top_k
 
-        ranked = top_k(clip_scores(window_probs), self.labels, self.top_k)
+        ranked = top_k(self.aggregator.clip(window_probs), self.labels, self.top_k)
         return {"predictions": [{"label": label, "score": round(score, 6)} for label, score in ranked]}
 
 

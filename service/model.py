@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from audiocore import artifact
+from audiocore.aggregate import Aggregator, MeanProbabilities
 from audiocore.config import FeatureConfig
 from service import model_check
 
@@ -34,15 +35,17 @@ class ModelInfo:
     labels: list[str]
     features: FeatureConfig
     metrics: dict[str, Any] = field(default_factory=dict)
+    aggregator: Aggregator = field(default_factory=MeanProbabilities)  # window outputs -> a clip's scores
 
 
 class ServedModel:
-    """The Keras model and its metadata; `predict` maps features (n, frames, n_features) to softmax scores."""
+    """The Keras model and its metadata; `predict` maps features (n, frames, n_features) to the model's window
+    outputs (softmax scores, or embeddings that `info.aggregator` pools into a clip's scores)."""
 
     def __init__(self, tag: str, threads: int, backend: str = "tensorflow"):
         _configure_backend(backend, threads)
         exact, folder = model_check.locate(tag)  # checked whole before any worker started (on_deployment)
-        self.keras, meta = artifact.load(folder)
+        self.keras, meta, aggregator = artifact.load(folder)
         name, _, version = exact.partition(":")
         self.info = ModelInfo(
             tag=exact,
@@ -51,6 +54,7 @@ class ServedModel:
             labels=list(meta.labels),
             features=meta.features,
             metrics=meta.metrics,
+            aggregator=aggregator,
         )
         for n in (1, 2, 3, 8):  # trace Keras's predict function before the first request pays for it
             self.predict(np.zeros((n, *meta.features.input_shape), dtype=np.float32))

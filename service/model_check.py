@@ -3,9 +3,9 @@ backend to run it on is installed.
 
 Loading the model takes a framework and seconds; a missing or corrupt model found only then makes workers die and
 circus restart them over and over. These checks take milliseconds: the backend's package is importable, the tag
-resolves in the store, metadata.json validates, and model.keras is an intact zip (every member's CRC) whose
-config.json parses. `python -m service` runs them and exits 2 with one line; the service runs them as its
-deployment hook, so `bentoml serve` (the container's command) refuses to start the same way.
+resolves in the store, metadata.json validates (and a pooled model's clip head loads), and model.keras is an intact
+zip (every member's CRC) whose config.json parses. `python -m service` runs them and exits 2 with one line; the
+service runs them as its deployment hook, so `bentoml serve` (the container's command) refuses to start the same way.
 """
 
 import importlib.util
@@ -33,7 +33,8 @@ def check(tag: str) -> Path:
     """The model's folder in the store; ModelUnusable when it is missing or damaged."""
     _, folder = locate(tag)
     try:
-        artifact.read_metadata(folder)
+        meta = artifact.read_metadata(folder)
+        artifact.load_aggregator(folder, meta)  # a pooled_logistic model's clip head (milliseconds)
     except artifact.ArtifactError as exc:
         raise ModelUnusable(f"model {tag!r} is unusable: {_one_line(exc)}") from None
     model_file = folder / artifact.MODEL_FILE

@@ -14,7 +14,7 @@ from concurrent.futures import Executor
 
 import numpy as np
 
-from audiocore.aggregate import clip_scores, top_k
+from audiocore.aggregate import Aggregator, top_k
 from audiocore.clip import Limits, Prepared, prepare
 from audiocore.errors import AudioError
 from service import metrics
@@ -27,13 +27,20 @@ log = logging.getLogger("audioclf.pipeline")
 
 
 def clip_result(
-    prepared: Prepared, window_probs: np.ndarray, labels: list[str], k: int, segments: bool, tag: str
+    prepared: Prepared,
+    window_outputs: np.ndarray,
+    aggregator: Aggregator,
+    labels: list[str],
+    k: int,
+    segments: bool,
+    tag: str,
 ) -> ClipResult:
-    """One clip's typed answer: clip-level top-k (windows averaged, as training evaluates) and optionally every
-    window's."""
+    """One clip's typed answer: clip-level top-k (the model's aggregation of its windows, as training evaluates)
+    and optionally every window's."""
     audio = prepared.audio
     windows = None
     if segments:
+        window_probs = aggregator.windows(window_outputs)
         # A short clip's one window is centred with padding around it: report the part that holds audio.
         windows = tuple(
             WindowResult(max(0.0, float(start)), min(audio.duration_s, float(end)), _ranked(probs, labels, k))
@@ -41,7 +48,7 @@ def clip_result(
         )
     return ClipResult(
         model=tag,
-        predictions=_ranked(clip_scores(window_probs), labels, k),
+        predictions=_ranked(aggregator.clip(window_outputs), labels, k),
         duration_s=audio.duration_s,
         sample_rate=audio.original_sample_rate,
         channels=audio.channels,
@@ -88,8 +95,8 @@ class Classifier:
         return prepared
 
     async def scores(self, clips: list[Prepared]) -> list[np.ndarray]:
-        """Each clip's window probabilities, through the worker's batcher (a request's clips may share a batch
-        with each other and with other requests')."""
+        """Each clip's window outputs (probabilities or embeddings), through the worker's batcher (a request's clips
+        may share a batch with each other and with other requests')."""
         return list(await asyncio.gather(*(self.scorer.scores(clip.windows) for clip in clips)))
 
     async def classify(self, data: bytes, *, k: int, segments: bool = False, record: bool = True) -> ClipResult:
@@ -110,8 +117,8 @@ class Classifier:
             if isinstance(result, BaseException):
                 raise result
         results = [
-            clip_result(clip, probs, self.labels, k, segments, self.info.tag)
-            for clip, probs in zip(prepared, await self.scores(prepared), strict=True)
+            clip_result(clip, outputs, self.info.aggregator, self.labels, k, segments, self.info.tag)
+            for clip, outputs in zip(prepared, await self.scores(prepared), strict=True)
         ]
         if record:
             for clip in results:

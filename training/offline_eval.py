@@ -5,7 +5,6 @@ from pathlib import Path
 import numpy as np
 
 from audiocore import artifact, store
-from audiocore.aggregate import clip_scores
 from audiocore.clip import prepare
 from audiocore.features import featurize
 from training.dataset import DataError, discover
@@ -23,7 +22,7 @@ def resolve_model_dir(ref: str) -> Path:
 
 
 def evaluate_model(ref: str, data: Path, split: str = "all") -> dict:
-    model, meta = artifact.load(resolve_model_dir(ref))
+    model, meta, aggregator = artifact.load(resolve_model_dir(ref))
     clips = [c for c in discover(data) if split == "all" or c.split == split]
     if not clips:
         raise DataError(f"{data}: no clips with split {split!r}")
@@ -34,6 +33,6 @@ def evaluate_model(ref: str, data: Path, split: str = "all") -> dict:
     probs = []
     for clip in clips:
         windows = prepare(clip.path, cfg).windows
-        probs.append(clip_scores(model.predict(featurize(windows, cfg), verbose=0)))
+        probs.append(aggregator.clip(model.predict(featurize(windows, cfg), verbose=0)))
     y = np.array([meta.labels.index(c.label) for c in clips])
     return metrics(y, np.stack(probs), meta.labels)

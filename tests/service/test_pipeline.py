@@ -6,6 +6,7 @@ import asyncio
 import numpy as np
 import pytest
 
+from audiocore.aggregate import MeanProbabilities
 from audiocore.clip import Limits, Prepared, prepare
 from audiocore.decode import decode
 from audiocore.errors import AudioTooLarge, AudioTooLong
@@ -86,7 +87,9 @@ def _prepared(duration_s: float, starts: list[float], window_s: float = 1.0) -> 
 
 def test_the_result_ranks_the_clip_and_reports_the_upload():
     probs = np.array([[0.1, 0.7, 0.2], [0.3, 0.5, 0.2]], dtype=np.float32)
-    clip = clip_result(_prepared(1.5, [0.0, 0.5]), probs, ["a", "b", "c"], k=2, segments=False, tag="m:v1")
+    clip = clip_result(
+        _prepared(1.5, [0.0, 0.5]), probs, MeanProbabilities(), ["a", "b", "c"], k=2, segments=False, tag="m:v1"
+    )
     assert clip.model == "m:v1"
     assert [p.label for p in clip.predictions] == ["b", "a"]  # mean scores 0.6, 0.2, 0.2: ties keep order
     assert clip.label == "b"
@@ -98,10 +101,14 @@ def test_the_result_ranks_the_clip_and_reports_the_upload():
 
 def test_segments_hold_each_windows_ranking_within_the_clip():
     probs = np.array([[0.9, 0.1], [0.2, 0.8]], dtype=np.float32)
-    clip = clip_result(_prepared(1.2, [0.0, 0.2]), probs, ["x", "y"], k=1, segments=True, tag="m:v1")
+    clip = clip_result(
+        _prepared(1.2, [0.0, 0.2]), probs, MeanProbabilities(), ["x", "y"], k=1, segments=True, tag="m:v1"
+    )
     assert [(w.start_s, w.end_s) for w in clip.segments] == [(0.0, 1.0), (0.2, 1.2)]
     assert [w.predictions[0].label for w in clip.segments] == ["x", "y"]
-    short = clip_result(_prepared(0.4, [-0.3]), probs[:1], ["x", "y"], k=2, segments=True, tag="m:v1")
+    short = clip_result(
+        _prepared(0.4, [-0.3]), probs[:1], MeanProbabilities(), ["x", "y"], k=2, segments=True, tag="m:v1"
+    )
     assert (short.segments[0].start_s, short.segments[0].end_s) == (0.0, 0.4)  # padding is not audio
 
 

@@ -68,7 +68,7 @@ def test_report_and_plots_exist(run):
 
 
 def test_model_folder_loads_without_bentoml_and_predicts(run, fsdd):
-    model, meta = artifact.load(run / "model")
+    model, meta, _ = artifact.load(run / "model")
     assert meta.labels == [str(d) for d in range(10)] and meta.features.sample_rate == 8000
     feats = extract(decode(fsdd / "recordings/4_jackson_3.wav", 8000).samples, meta.features)
     probs = model.predict(feats.windows, verbose=0)
@@ -85,7 +85,7 @@ def test_model_is_in_the_bentoml_store_with_metadata(run):
     assert stored.info.metadata["features"]["kind"] == "mfcc"
     assert stored.info.metadata["data_fingerprint"] == m["fingerprint"]
     assert "test" in stored.info.metadata["metrics"]
-    model, meta = artifact.load(stored.path)
+    model, meta, _ = artifact.load(stored.path)
     assert meta.labels == stored.info.metadata["labels"]
 
 
