@@ -120,6 +120,15 @@ class ModelConfig(_Strict):
         "embeddings computed once; the conv_blocks, global_pool and gru_units settings are then unused. Needs "
         "musicnn's input features and augment.enabled=false (configs/instruments-musicnn.yaml).",
     )
+    head: Literal["dense", "pooled_logistic"] = Field(
+        "dense",
+        description="With a backbone: 'dense' trains the dense_units head on single windows (a clip = the mean of its "
+        "windows' probabilities); 'pooled_logistic' fits a multinomial logistic regression (scikit-learn, "
+        "head_c) on each clip's mean and max window embedding (audiocore.aggregate.PooledLogistic).",
+    )
+    head_c: float = Field(
+        0.3, gt=0, description="pooled_logistic: inverse L2 strength, as scikit-learn's C (0.1-1 measured level)."
+    )
     l2: float = Field(1e-4, ge=0)
     dense_units: list[int] = Field(default_factory=lambda: [64])
     dense_dropout: float = Field(0.3, ge=0, lt=1)
@@ -168,6 +177,8 @@ class TrainConfig(_Strict):
 
     @model_validator(mode="after")
     def _backbone_fits(self) -> "TrainConfig":
+        if self.model.head == "pooled_logistic" and self.model.backbone == "none":
+            raise ValueError("model.head=pooled_logistic pools a backbone's embeddings: set model.backbone too")
         if self.model.backbone == "musicnn_vgg":
             from training.backbones import check_features
 

@@ -1,4 +1,4 @@
-"""Clip-level evaluation: window probabilities -> clip scores (audiocore.aggregate) -> metrics dict."""
+"""Clip-level evaluation: window outputs -> clip scores (the model's audiocore.aggregate) -> metrics dict."""
 
 import numpy as np
 from sklearn.metrics import (
@@ -10,28 +10,35 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from audiocore.aggregate import clip_scores
-from training.windows import Windows
+from audiocore.aggregate import Aggregator, MeanProbabilities
+from training.windows import Windows, clip_bounds
 
 
-def predict_clips(model, X, table: Windows, clips: np.ndarray, batch_size: int = 256, chunk: int = 64 * 256):
-    """Clip probabilities (len(clips), n_classes), in the order of `clips`, by averaging each clip's windows.
+def predict_clips(
+    model,
+    X,
+    table: Windows,
+    clips: np.ndarray,
+    batch_size: int = 256,
+    chunk: int = 64 * 256,
+    aggregator: Aggregator | None = None,
+):
+    """Clip probabilities (len(clips), n_classes), in the order of `clips`: each clip's window outputs turned into
+    its scores by `aggregator` (the mean of window probabilities by default), as the service does.
 
     X is an array or a training.store.FeatureStore (window i of `table` at row table.row[i]); it is read and
     predicted `chunk` windows at a time (a multiple of `batch_size`, so the batches are those of one call)."""
     if len(table.y) == 0:
         return np.zeros((0, 0))
-    probs = np.concatenate(
+    aggregator = aggregator or MeanProbabilities()
+    outputs = np.concatenate(
         [
             model.predict(X[table.row[lo : lo + chunk]], batch_size=batch_size, verbose=0)
             for lo in range(0, len(table.y), chunk)
         ]
     )
-    # A clip's windows are consecutive in the table: one slice per clip, not one scan of all windows per clip.
-    first = np.flatnonzero(np.r_[True, table.clip[1:] != table.clip[:-1]])
-    ends = np.r_[first[1:], len(table.clip)]
-    bounds = {c: slice(lo, hi) for c, lo, hi in zip(table.clip[first].tolist(), first, ends, strict=True)}
-    return np.stack([clip_scores(probs[bounds[c]]) for c in np.asarray(clips).tolist()])
+    bounds = clip_bounds(table)
+    return np.stack([aggregator.clip(outputs[bounds[c]]) for c in np.asarray(clips).tolist()])
 
 
 def metrics(y_true: np.ndarray, probs: np.ndarray, labels: list[str]) -> dict:

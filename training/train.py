@@ -14,6 +14,7 @@ import tensorflow as tf
 import yaml
 
 from audiocore import artifact
+from audiocore.aggregate import MeanProbabilities, PooledLogistic
 from training import dataset as data_mod
 from training import store
 from training.augment import Augmenter
@@ -23,6 +24,7 @@ from training.evaluate import metrics, predict_clips
 from training.model import build_head, build_model, on_backbone
 from training.pipeline import balanced_class_weights, eval_dataset, one_hot, standardisation, train_dataset
 from training.report import write_report
+from training.windows import clip_bounds
 
 log = logging.getLogger("training")
 
@@ -105,8 +107,13 @@ def train(data: Path, out: Path, cfg: TrainConfig) -> dict:
     n_classes = len(ds.labels)
     callbacks = _callbacks(cfg.fit, out)
     t = time.perf_counter()
+    aggregator = MeanProbabilities()
     if cfg.model.backbone == "none":
         model, history = _fit_cnn(cfg, X, tables, ds.waveforms, n_classes, weights, callbacks)
+    elif cfg.model.head == "pooled_logistic":
+        model, aggregator, hist = _fit_pooled_logistic(cfg, X, tables, ds.labels)
+        history = keras.callbacks.History()
+        history.history = hist
     else:
         model, history = _fit_head_on_backbone(cfg, X, tables, n_classes, weights, callbacks)
     timing["fit_s"] = time.perf_counter() - t
@@ -114,7 +121,8 @@ def train(data: Path, out: Path, cfg: TrainConfig) -> dict:
     t = time.perf_counter()
     results = {}
     for name, idx in ds.split.items():
-        results[name] = metrics(y[idx], predict_clips(model, X, tables[name], idx), ds.labels)
+        probs = predict_clips(model, X, tables[name], idx, aggregator=aggregator)
+        results[name] = metrics(y[idx], probs, ds.labels)
     baseline = run_baseline(
         ds.waveforms, y, ds.split, ds.labels, fcfg, balanced=cfg.class_weight == "balanced", seed=cfg.seed
     )
@@ -150,10 +158,13 @@ def train(data: Path, out: Path, cfg: TrainConfig) -> dict:
         data_fingerprint=ds.fingerprint,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         training_config=cfg.model_dump(mode="json"),
+        aggregation="pooled_logistic" if isinstance(aggregator, PooledLogistic) else "mean_probabilities",
     )
     model_dir = out / "model"
     model_dir.mkdir(exist_ok=True)
     model.save(model_dir / artifact.MODEL_FILE)
+    if isinstance(aggregator, PooledLogistic):
+        aggregator.save(model_dir / artifact.HEAD_FILE)
     artifact.write_metadata(model_dir, meta)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     if cfg.register_model:
@@ -259,6 +270,43 @@ def _fit_head_on_backbone(cfg: TrainConfig, X, tables: dict, n_classes: int, wei
         verbose=_verbosity(),
     )
     return on_backbone(backbone, head), history
+
+
+def _fit_pooled_logistic(cfg: TrainConfig, X, tables: dict, labels: list[str]):
+    """A frozen backbone embeds every window once; each training clip becomes the mean and max of its windows'
+    embeddings, and a multinomial logistic regression (standardised input, L2 of strength 1/head_c, the config's
+    class weights over clips) is fitted on those. Returns (backbone, its PooledLogistic clip head, a one-step
+    history of clip-level loss and accuracy on train and val, for the report)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from training.backbones import musicnn_vgg
+
+    backbone = musicnn_vgg()
+    pooled, targets = {}, {}
+    for name in ("train", "val"):
+        table = tables[name]
+        emb = embed(backbone, X, table.row)
+        bounds = clip_bounds(table)
+        pooled[name] = np.stack([PooledLogistic.pool(emb[s]) for s in bounds.values()])
+        targets[name] = np.array([table.y[s.start] for s in bounds.values()])
+    weights = resolve_class_weights(cfg, targets["train"], labels)
+    scaler = StandardScaler().fit(pooled["train"])
+    fit = LogisticRegression(C=cfg.model.head_c, max_iter=5000, class_weight=weights)
+    fit.fit(scaler.transform(pooled["train"]), targets["train"])
+    coef, bias = fit.coef_.T, fit.intercept_
+    if coef.shape[1] == 1:  # two classes: scikit-learn fits one logit, p(class 1) = sigmoid(z) = softmax([0, z])
+        coef, bias = np.concatenate([np.zeros_like(coef), coef], axis=1), np.r_[0.0, bias]
+    if fit.classes_.tolist() != list(range(coef.shape[1])) or coef.shape[1] != len(labels):
+        raise ValueError(f"every class needs training clips; the training split has classes {fit.classes_.tolist()}")
+    head = PooledLogistic(mean=scaler.mean_, scale=scaler.scale_, weights=coef, bias=bias)
+    history = {}
+    for name, prefix in (("train", ""), ("val", "val_")):
+        probs = head.probabilities(pooled[name])
+        picked = np.clip(probs[np.arange(len(probs)), targets[name]], 1e-7, 1)
+        history[f"{prefix}loss"] = [float(-np.log(picked).mean())]
+        history[f"{prefix}accuracy"] = [float((probs.argmax(axis=1) == targets[name]).mean())]
+    return backbone, head, history
 
 
 def embed(backbone: keras.Model, X, rows: np.ndarray, chunk: int = 256) -> np.ndarray:

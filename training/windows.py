@@ -29,6 +29,15 @@ def window_table(lengths: np.ndarray, y: np.ndarray, clips: np.ndarray, cfg: Fea
     return Windows(clip=clip, start=start, y=y[clip], row=np.arange(len(clip), dtype=np.int64))
 
 
+def clip_bounds(table: Windows) -> dict[int, slice]:
+    """Each clip's rows of `table` (a clip's windows are consecutive): one slice per clip, found in one pass."""
+    first = np.flatnonzero(np.r_[True, table.clip[1:] != table.clip[:-1]]) if len(table.clip) else np.zeros(0, int)
+    ends = np.r_[first[1:], len(table.clip)]
+    return {
+        c: slice(lo, hi) for c, lo, hi in zip(table.clip[first].tolist(), first.tolist(), ends.tolist(), strict=True)
+    }
+
+
 def clean_features(waveforms: Sequence[np.ndarray], y: np.ndarray, clips: np.ndarray, cfg: FeatureConfig):
     """(X windows (n, frames, feats), Windows) for `clips`, computed exactly as the service computes them."""
     lengths = np.zeros(len(waveforms), dtype=np.int64)
