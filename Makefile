@@ -41,7 +41,7 @@ lint: $(STAMP)
 train: $(STAMP)  ## one training run: make train OUT=runs/x ARGS="--config configs/instruments.yaml"
 	$(PY) -m training train --data $(DATA) --out $(or $(OUT),runs/train) $(ARGS)
 
-results: $(STAMP)  ## every run behind docs/results.md (recorded wall times add up to 1.75 h on 2 cores)
+results: $(STAMP)  ## every run behind docs/results.md (recorded wall times add up to 1.9 h on 2 cores)
 	$(PY) scripts/results.py
 
 bento: $(STAMP)  ## the Bento, exported with its model to runs/bento: make bento [VARIANT=gpu] [MODEL=audio_classifier:<version>]

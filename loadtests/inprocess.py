@@ -18,7 +18,7 @@ def _worker(folder: str, clips: list[bytes], batch: int, barrier, warmup_s: floa
     from audiocore.clip import prepare
     from audiocore.features import featurize
 
-    model, meta, _ = artifact.load(Path(folder))  # window outputs only: the clip step is negligible
+    model, meta, _ = artifact.load(Path(folder))  # times decode, features and the model call, not the clip step
     cfg = meta.features
 
     def one_batch(i: int) -> int:
