@@ -9,6 +9,14 @@ def test_defaults_equal_the_written_fsdd_recipe():
     assert load_config("configs/fsdd.yaml") == TrainConfig()
 
 
+def test_the_wide_recipe_is_the_measured_ablation_variant():
+    """configs/fsdd-wide.yaml claims the figures of scripts/ablation.py's vtlp+wide: it must be that variant."""
+    from scripts import ablation
+
+    assert load_config("configs/fsdd-wide.yaml") == load_config(None, list(ablation.VARIANTS["vtlp+wide"][1]))
+    assert load_config("configs/fsdd-wide.yaml") != TrainConfig()
+
+
 def test_overrides_are_typed_and_nested():
     cfg = load_config(None, ["fit.epochs=3", "augment.enabled=false", "features.kind=logmel", "class_weight=none"])
     assert cfg.fit.epochs == 3 and cfg.augment.enabled is False
