@@ -8,8 +8,8 @@ clip's windows become the clip's scores:
 - `pooled_logistic` (a frozen backbone with a clip head): the model gives an embedding per window; the clip's
   embeddings are pooled (mean and max over its windows, concatenated) and a multinomial logistic regression
   (`PooledLogistic`, stored beside the model as clip_head.npz) turns that into class probabilities. Max pooling
-  keeps what only some windows hear (an attack, a few notes): on the instruments data it gained ~3 points of
-  balanced accuracy over averaging the windows' probabilities (docs/results.md).
+  keeps what only some windows hear (an attack, a few notes): on the instruments folds, balanced accuracy 0.846
+  against 0.806 for the per-window head with the same backbone and validation share (docs/results.md).
 """
 
 from dataclasses import dataclass

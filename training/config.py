@@ -127,7 +127,10 @@ class ModelConfig(_Strict):
         "head_c) on each clip's mean and max window embedding (audiocore.aggregate.PooledLogistic).",
     )
     head_c: float = Field(
-        0.3, gt=0, description="pooled_logistic: inverse L2 strength, as scikit-learn's C (0.1-1 measured level)."
+        0.3,
+        gt=0,
+        description="pooled_logistic: inverse L2 strength, as scikit-learn's C (0.3 from exploratory probes, where "
+        "0.1-1 scored alike; not an ablation row of docs/results.md).",
     )
     l2: float = Field(1e-4, ge=0)
     dense_units: list[int] = Field(default_factory=lambda: [64])

@@ -6,6 +6,8 @@ DataError that names the file or class; with `data.skip_bad_files` unreadable fi
 
 import csv
 import hashlib
+import logging
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +18,8 @@ from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 from training import store
 from training.config import DataConfig
 from training.store import WaveStore
+
+log = logging.getLogger("training")
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
 SPLITS = ("train", "val", "test")
@@ -139,22 +143,42 @@ def assign_splits(clips: list[Clip], cfg: DataConfig, seed: int) -> dict[str, np
         test, val = idx[given == "test"], idx[given == "val"]
         rest = idx[(given == "train") | (given == "")]
         if len(test) == 0:
-            rest, test = _hold_out(rest, labels, groups if has_groups else None, cfg.test_fraction, seed)
+            rest, test = _hold_out(rest, labels, groups if has_groups else None, cfg.test_fraction, seed, "test")
     if len(val) == 0:
         val_by_group = has_groups and (
             cfg.val_split == "group" or (cfg.val_split == "auto" and cfg.test_groups is None)
         )
-        rest, val = _hold_out(rest, labels, groups if val_by_group else None, cfg.val_fraction, seed + 1)
+        rest, val = _hold_out(rest, labels, groups if val_by_group else None, cfg.val_fraction, seed + 1, "val")
     missing = sorted(set(labels) - set(labels[rest]))
     if missing:
         raise DataError(f"classes {missing} have no training clips after splitting")
     return {"train": np.sort(rest), "val": np.sort(val), "test": np.sort(test)}
 
 
-def _hold_out(pool: np.ndarray, labels: np.ndarray, groups: np.ndarray | None, fraction: float, seed: int):
-    """Split `pool` into (kept, held_out) with about `fraction` held out; whole groups when groups are given."""
+def _hold_out(pool: np.ndarray, labels: np.ndarray, groups: np.ndarray | None, fraction: float, seed: int, split: str):
+    """Split `pool` into (kept, held_out) with about `fraction` held out; whole groups when groups are given.
+
+    Stratified without groups, so the held-out part has at least one clip of every class: when `fraction` of a
+    small pool is fewer clips than classes, one per class is held out instead (logged), and a pool too small for
+    that is a DataError naming data.<split>_fraction."""
     if groups is None:
-        kept, held = train_test_split(pool, test_size=fraction, stratify=labels[pool], random_state=seed)
+        n, n_classes = len(pool), len(set(labels[pool]))
+        size: float | int = fraction
+        if math.ceil(fraction * n) < n_classes:  # scikit-learn holds out ceil(fraction * n) clips
+            if n - n_classes < n_classes:
+                raise DataError(
+                    f"data.{split}_fraction={fraction}: {n} clips are too few to hold out one of each of "
+                    f"{n_classes} classes and keep one of each to train on; add clips or give a {split} split"
+                )
+            log.warning(
+                "data.%s_fraction=%s of %d clips is fewer than the %d classes: holding out one clip per class",
+                split,
+                fraction,
+                n,
+                n_classes,
+            )
+            size = n_classes
+        kept, held = train_test_split(pool, test_size=size, stratify=labels[pool], random_state=seed)
         return kept, held
     n_groups = len(set(groups[pool]))
     if n_groups < 2:

@@ -103,7 +103,7 @@ def test_pooled_head_trains_registers_and_serves_end_to_end(tmp_path):
     embeddings out) plus clip_head.npz; the server's clip scores over HTTP are the head applied to the mean and max
     of the model's window embeddings, as training evaluated them, and each segment gets the head's scores too."""
     out = tmp_path / "run"
-    args = ["--config", str(POOLED_CONFIG), "--set", "data.test_fraction=0.25", "--set", "data.val_fraction=0.15"]
+    args = ["--config", str(POOLED_CONFIG), "--set", "data.test_fraction=0.25"]  # val: one clip per class
     assert main(["train", "--data", str(four_instruments(tmp_path)), "--out", str(out), *args]) == 0
     model, meta, head = artifact.load(out / "model")
     assert isinstance(head, PooledLogistic) and meta.aggregation == "pooled_logistic"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from training.config import DataConfig
-from training.dataset import DataError, assign_splits, discover, load, read_manifest
+from training.dataset import Clip, DataError, assign_splits, discover, load, read_manifest
 
 
 def write_manifest(path, rows, columns=("path", "label")):
@@ -82,6 +82,28 @@ def test_without_groups_splits_are_stratified(fsdd):
     split = assign_splits(clips, DataConfig(val_fraction=0.1), seed=3)
     counts = Counter(clips[i].label for i in split["val"])
     assert set(counts.values()) == {27}  # 270 val clips, 10 balanced classes
+
+
+def unsplit(fsdd, per_label: int, labels: str) -> list[Clip]:
+    """`per_label` real FSDD clips of each of `labels`, with no split or group: the split is computed."""
+    recordings = sorted((fsdd / "recordings").glob("*_jackson_*.wav"))
+    return [Clip(path=p, label=d) for d in labels for p in [r for r in recordings if r.name[0] == d][:per_label]]
+
+
+def test_a_small_fraction_of_a_small_set_still_holds_out_every_class(fsdd, caplog):
+    """4 classes x 8 clips: 5% of the 24 left after the test split would be 2 clips, fewer than the classes
+    (scikit-learn refuses such a stratified split); one clip per class is held out instead, and the log says so."""
+    clips = unsplit(fsdd, 8, "0123")
+    with caplog.at_level("WARNING", logger="training"):
+        split = assign_splits(clips, DataConfig(val_fraction=0.05, test_fraction=0.25), seed=0)
+    assert Counter(clips[i].label for i in split["val"]) == {label: 1 for label in "0123"}
+    assert "holding out one clip per class" in caplog.text
+    assert sorted(np.concatenate(list(split.values()))) == list(range(len(clips)))
+
+
+def test_a_set_too_small_to_hold_out_every_class_names_the_setting(fsdd):
+    with pytest.raises(DataError, match=r"data.test_fraction=0.15: 3 clips are too few"):
+        assign_splits(unsplit(fsdd, 1, "012"), DataConfig(), seed=0)
 
 
 def test_missing_manifest_path(tmp_path):
