@@ -24,64 +24,26 @@ OUT = ROOT / "runs" / "results"
 PY = sys.executable
 
 FSDD_TRAIN = ["train", "--data", f"{DATA}/fsdd", "--no-register"]
+
+
+def instruments_cv(config: str, repeats: int, *overrides: str) -> list[str]:
+    """Repeated stratified 5-fold on the instruments set with `config` (and `--set` overrides)."""
+    cmd = ["cv", "--data", f"{DATA}/instruments", "--config", config, "--folds", "5", "--repeats", str(repeats)]
+    return [*cmd, "--no-register", *[arg for o in overrides for arg in ("--set", o)]]
+
+
 RUNS = {
     "fsdd-official": FSDD_TRAIN,
     "fsdd-official-repeat": FSDD_TRAIN,
     # issue 12's protocols: held-out speakers with the defaults, instruments under stratified 5-fold
     "fsdd-speaker": ["cv", "--data", f"{DATA}/fsdd", "--group-column", "speaker"],
-    "instruments-kfold": [
-        "cv",
-        "--data",
-        f"{DATA}/instruments",
-        "--config",
-        "configs/instruments.yaml",
-        "--folds",
-        "5",
-        "--repeats",
-        "1",
-        "--no-register",
-    ],
+    "instruments-kfold": instruments_cv("configs/instruments.yaml", 1),
     # the pretrained backbone (training.backbones) with a linear head, repeated stratified 5-fold
-    "instruments-musicnn-kfold": [
-        "cv",
-        "--data",
-        f"{DATA}/instruments",
-        "--config",
-        "configs/instruments-musicnn.yaml",
-        "--folds",
-        "5",
-        "--repeats",
-        "3",
-        "--no-register",
-    ],
+    "instruments-musicnn-kfold": instruments_cv("configs/instruments-musicnn.yaml", 3),
     # the same backbone with a logistic head on each clip's mean+max window embedding, on the same folds; the second
     # run is the config with the musicnn run's validation share (0.15), the setting its default was chosen against
-    "instruments-pooled-kfold": [
-        "cv",
-        "--data",
-        f"{DATA}/instruments",
-        "--config",
-        "configs/instruments-pooled.yaml",
-        "--folds",
-        "5",
-        "--repeats",
-        "3",
-        "--no-register",
-    ],
-    "instruments-pooled-val15-kfold": [
-        "cv",
-        "--data",
-        f"{DATA}/instruments",
-        "--config",
-        "configs/instruments-pooled.yaml",
-        "--folds",
-        "5",
-        "--repeats",
-        "3",
-        "--no-register",
-        "--set",
-        "data.val_fraction=0.15",
-    ],
+    "instruments-pooled-kfold": instruments_cv("configs/instruments-pooled.yaml", 3),
+    "instruments-pooled-val15-kfold": instruments_cv("configs/instruments-pooled.yaml", 3, "data.val_fraction=0.15"),
 }
 ABLATION = ROOT / "runs" / "ablation"
 
