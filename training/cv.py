@@ -21,7 +21,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from training.config import TrainConfig
 from training.dataset import DataError, discover
-from training.report import verdict
+from training.report import model_name, verdict
 from training.train import train
 
 
@@ -127,12 +127,16 @@ def summarise(out: Path, folds: dict, cfg: TrainConfig, fold_name: str, basis: s
     result["worst_test_accuracy"] = float(acc.min())
     result["worst_group"] = names[int(acc.argmin())]
     verdicts = []
+    # Balanced test sets (every class as many clips, as in FSDD's speakers) make the two accuracies equal: one
+    # sentence then, not the same one twice.
+    same = np.allclose(acc, bal) and np.allclose(base, base_bal)
     for metric, cnn, b in (("test accuracy", acc, base), ("balanced accuracy", bal, base_bal)):
         diff = cnn - b
         se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
         result.setdefault("cnn_minus_baseline", {})[metric] = {"mean": float(diff.mean()), "standard_error": se}
-        verdicts.append(verdict(float(diff.mean()), se, metric, basis))
-    result["verdict"] = " ".join(verdicts)
+        said = "test accuracy (= balanced accuracy: balanced test folds)" if same else metric
+        verdicts.append(verdict(float(diff.mean()), se, said, basis, model_name(cfg.model.model_dump())))
+    result["verdict"] = verdicts[0] if same else " ".join(verdicts)
     lines = [
         f"| {fold_name} | train acc | val acc | test acc | test balanced acc | baseline test acc | "
         "baseline balanced acc | best epoch | time s |",

@@ -109,21 +109,33 @@ def diagnose(summary: dict) -> list[str]:
     n = cnn["clips"]
     # One split: the error bar is the binomial standard error of the difference of two accuracies on n clips.
     error = float(np.sqrt((_var(cnn["balanced_accuracy"]) + _var(base["balanced_accuracy"])) / n)) if n else 0.0
+    name = model_name(summary["config"]["model"])
     notes.append(
-        f"Against the baseline (logistic regression on clip-mean MFCCs): CNN {cnn['balanced_accuracy']:.3f} vs "
-        f"baseline {base['balanced_accuracy']:.3f} balanced accuracy. "
-        + verdict(diff, error, "balanced accuracy", f"on {n} {split} clips")
+        f"Against the baseline (logistic regression on clip-mean MFCCs): {name[4:]} {cnn['balanced_accuracy']:.3f} "
+        f"vs baseline {base['balanced_accuracy']:.3f} balanced accuracy. "
+        + verdict(diff, error, "balanced accuracy", f"on {n} {split} clips", name)
     )
     return notes
 
 
-def verdict(diff: float, error: float, metric: str, basis: str) -> str:
-    """One plain sentence: which of the CNN and the baseline is ahead on `metric`, by how much (`diff` = CNN minus
-    baseline), with its error bar (± `error`, one standard error)."""
+def model_name(model_cfg: dict) -> str:
+    """What the verdict calls the trained model, from its config (ModelConfig as a dict): "The CNN", "The ensemble
+    of 2 CNNs", "The musicnn model with a logistic clip head"."""
+    if model_cfg.get("backbone", "none") != "none":
+        head = "a logistic clip head" if model_cfg.get("head") == "pooled_logistic" else "a dense head"
+        return f"The {model_cfg['backbone'].split('_')[0]} model with {head}"
+    members = model_cfg.get("members", 1)  # configs written before ensembles had one CNN
+    return "The CNN" if members == 1 else f"The ensemble of {members} CNNs"
+
+
+def verdict(diff: float, error: float, metric: str, basis: str, model: str = "The CNN") -> str:
+    """One plain sentence: which of `model` (named as model_name does) and the baseline is ahead on `metric`, by
+    how much (`diff` = model minus baseline), with its error bar (± `error`, one standard error)."""
     if abs(diff) <= error:
         within = "within one standard error"
-        return f"The CNN and the baseline are level: {diff:+.3f} ± {error:.3f} {metric} {basis}, {within}."
-    leader, margin = ("The CNN beats the baseline", diff) if diff > 0 else ("**The baseline beats the CNN**", -diff)
+        return f"{model} and the baseline are level: {diff:+.3f} ± {error:.3f} {metric} {basis}, {within}."
+    lower = "t" + model[1:]
+    leader, margin = (f"{model} beats the baseline", diff) if diff > 0 else (f"**The baseline beats {lower}**", -diff)
     return f"{leader} by {margin:.3f} ± {error:.3f} {metric} {basis} (± one standard error)."
 
 
@@ -147,7 +159,9 @@ def write_report(out: Path, summary: dict, labels: list[str]) -> None:
     rows = []
     for split in SPLITS:
         if summary.get(split):
-            rows.append([f"CNN {split}"] + [f"{summary[split][k]:.4f}" for k in keys] + [str(summary[split]["clips"])])
+            rows.append(
+                [f"model {split}"] + [f"{summary[split][k]:.4f}" for k in keys] + [str(summary[split]["clips"])]
+            )
     for split in SPLITS:
         if summary["baseline"].get(split):
             b = summary["baseline"][split]

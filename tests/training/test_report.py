@@ -1,6 +1,7 @@
 """The report's plain verdict on CNN against baseline: who is ahead, by how much, with the error bar."""
 
-from training.report import verdict
+from training.config import ModelConfig
+from training.report import model_name, verdict
 
 
 def test_the_baseline_ahead_is_said_plainly_with_its_margin_and_error():
@@ -16,3 +17,12 @@ def test_the_cnn_ahead():
 
 def test_a_difference_inside_the_error_bar_is_a_tie():
     assert verdict(0.01, 0.02, "test accuracy", "over 5 folds").startswith("The CNN and the baseline are level: +0.010")
+
+
+def test_the_verdict_names_the_model_it_judges():
+    assert model_name(ModelConfig().model_dump()) == "The CNN"
+    assert model_name(ModelConfig(members=2).model_dump()) == "The ensemble of 2 CNNs"
+    pooled = ModelConfig(backbone="musicnn_vgg", head="pooled_logistic").model_dump()
+    assert model_name(pooled) == "The musicnn model with a logistic clip head"
+    text = verdict(-0.1, 0.01, "test accuracy", "over 5 folds", model_name(pooled))
+    assert text.startswith("**The baseline beats the musicnn model with a logistic clip head** by 0.100")
