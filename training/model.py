@@ -1,4 +1,5 @@
-"""The CNN: standardisation (fitted on training data) -> configurable conv blocks -> dense head -> softmax."""
+"""The CNN: standardisation (fitted on training data) -> configurable conv blocks -> dense head -> softmax; with
+`model.members` > 1, that many such CNNs side by side whose probabilities are averaged (one saved model)."""
 
 import keras
 import numpy as np
@@ -8,6 +9,55 @@ from training.config import ConvBlock, ModelConfig
 
 def build_model(
     cfg: ModelConfig, input_shape: tuple[int, int], n_classes: int, mean: np.ndarray, variance: np.ndarray
+) -> keras.Model:
+    """The model that is saved and served: features in, probabilities out. One CNN (`_cnn`), or with
+    cfg.members > 1 that many CNNs of the same architecture (each its own initial weights) whose probabilities
+    are averaged by the layer named "probabilities"; `member_outputs` gives the training view of them."""
+    if cfg.members == 1:
+        return _cnn(cfg, input_shape, n_classes, mean, variance, "audio_cnn")
+    inputs = keras.Input(shape=input_shape, name="features")
+    probs = [_cnn(cfg, input_shape, n_classes, mean, variance, f"member{k}")(inputs) for k in range(cfg.members)]
+    return keras.Model(inputs, keras.layers.Average(name="probabilities")(probs), name="audio_cnn_ensemble")
+
+
+def member_outputs(model: keras.Model) -> keras.Model:
+    """The model to fit: for one CNN the model itself; for an ensemble the same layers with every member's
+    probabilities stacked, (batch, members, classes), so that each member is fitted on its own loss
+    (`MemberCrossentropy`) and the members stay independent, as in an ensemble trained one by one."""
+    average = model.get_layer("probabilities")
+    if not isinstance(average, keras.layers.Average):
+        return model
+    n_classes = average.output.shape[-1]
+    stacked = [keras.layers.Reshape((1, n_classes))(p) for p in average.input]
+    return keras.Model(model.input, keras.layers.Concatenate(axis=1, name="members")(stacked), name="members")
+
+
+@keras.saving.register_keras_serializable(package="audioclf")
+class MemberCrossentropy(keras.losses.Loss):
+    """Categorical cross-entropy of every member's probabilities (batch, members, classes) against the one-hot
+    labels, averaged over the members: the gradient each member receives is its own loss's."""
+
+    def __init__(self, label_smoothing: float = 0.0, name: str = "member_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        y = keras.ops.broadcast_to(keras.ops.expand_dims(y_true, 1), keras.ops.shape(y_pred))
+        loss = keras.losses.categorical_crossentropy(y, y_pred, label_smoothing=self.label_smoothing)
+        return keras.ops.mean(loss, axis=1)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+@keras.saving.register_keras_serializable(package="audioclf")
+def ensemble_accuracy(y_true, y_pred):
+    """Accuracy of the members' averaged probabilities (what is served), from the stacked training outputs."""
+    return keras.metrics.categorical_accuracy(y_true, keras.ops.mean(y_pred, axis=1))
+
+
+def _cnn(
+    cfg: ModelConfig, input_shape: tuple[int, int], n_classes: int, mean: np.ndarray, variance: np.ndarray, name: str
 ) -> keras.Model:
     """A 2-D CNN over (frames, features). The Normalization layer carries the training statistics inside the
     saved model, so unnormalised features (and the NaN losses they cause) cannot reach the conv stack."""
@@ -37,7 +87,7 @@ def build_model(
         if cfg.dense_dropout > 0:
             x = keras.layers.Dropout(cfg.dense_dropout)(x)
     outputs = keras.layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name="audio_cnn")
+    return keras.Model(inputs, outputs, name=name)
 
 
 def build_head(

@@ -21,7 +21,14 @@ from training.augment import Augmenter
 from training.baseline import run_baseline
 from training.config import FitConfig, TrainConfig
 from training.evaluate import metrics, predict_clips
-from training.model import build_head, build_model, on_backbone
+from training.model import (
+    MemberCrossentropy,
+    build_head,
+    build_model,
+    ensemble_accuracy,
+    member_outputs,
+    on_backbone,
+)
 from training.pipeline import balanced_class_weights, eval_dataset, one_hot, standardisation, train_dataset
 from training.report import write_report
 from training.windows import clip_bounds
@@ -203,10 +210,14 @@ def _callbacks(fit: FitConfig, out: Path) -> list:
 
 
 def _compile(model: keras.Model, fit: FitConfig, steps_per_epoch: int) -> None:
+    """Adam and cross-entropy; a model with stacked member outputs gets each member's loss and the accuracy of
+    their average, under the same history keys (loss, accuracy, val_...)."""
+    members = len(model.output.shape) == 3
+    loss_class = MemberCrossentropy if members else keras.losses.CategoricalCrossentropy
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate(fit, steps_per_epoch)),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=fit.label_smoothing),
-        metrics=["accuracy"],
+        loss=loss_class(label_smoothing=fit.label_smoothing),
+        metrics=[keras.metrics.MeanMetricWrapper(ensemble_accuracy, name="accuracy") if members else "accuracy"],
     )
 
 
@@ -232,9 +243,10 @@ def _fit_cnn(cfg: TrainConfig, X, tables: dict, waveforms, n_classes: int, weigh
         mixup_alpha=cfg.augment.mixup_alpha,
     )
     model = build_model(cfg.model, cfg.features.input_shape, n_classes, mean, var)
-    _compile(model, cfg.fit, -(-len(table_train.y) // cfg.fit.batch_size))
+    fitted = member_outputs(model)  # the model itself, or an ensemble's members side by side
+    _compile(fitted, cfg.fit, -(-len(table_train.y) // cfg.fit.batch_size))
     try:
-        history = model.fit(
+        history = fitted.fit(
             train_ds,
             validation_data=eval_dataset(X, tables["val"], n_classes),
             epochs=cfg.fit.epochs,

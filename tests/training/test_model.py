@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 
 from training.config import ConvBlock, ModelConfig
-from training.model import build_model
+from training.model import MemberCrossentropy, build_model, member_outputs
 
 SHAPE = (101, 20)
 
 
 def model(blocks):
-    return build_model(ModelConfig(conv_blocks=blocks), SHAPE, 10, np.zeros(SHAPE[1]), np.ones(SHAPE[1]))
+    return build_model(ModelConfig(conv_blocks=blocks, members=1), SHAPE, 10, np.zeros(SHAPE[1]), np.ones(SHAPE[1]))
 
 
 def test_plain_blocks_keep_their_layer_names():
@@ -45,7 +45,11 @@ def test_a_residual_block_without_batch_norm_is_refused():
 def test_a_gru_over_the_frames_sees_the_order_of_sounds(tmp_path):
     """With gru_units the pooled features depend on the order of frames: reversing time changes the scores."""
     m = build_model(
-        ModelConfig(conv_blocks=[ConvBlock(filters=8)], gru_units=4), SHAPE, 3, np.zeros(SHAPE[1]), np.ones(SHAPE[1])
+        ModelConfig(conv_blocks=[ConvBlock(filters=8)], gru_units=4, members=1),
+        SHAPE,
+        3,
+        np.zeros(SHAPE[1]),
+        np.ones(SHAPE[1]),
     )
     assert m.get_layer("gru").output.shape[1:] == (51, 8)  # 101 frames pooled by 2, both directions
     x = np.random.default_rng(2).normal(size=(2, *SHAPE)).astype(np.float32)
@@ -54,3 +58,22 @@ def test_a_gru_over_the_frames_sees_the_order_of_sounds(tmp_path):
     np.testing.assert_allclose(
         keras.saving.load_model(tmp_path / "m.keras").predict(x, verbose=0), m.predict(x, verbose=0), atol=1e-6
     )
+
+
+def test_an_ensemble_serves_the_mean_of_its_members_and_trains_each_on_its_own_loss(tmp_path):
+    """members=2: one saved model whose output is the average of two CNNs; the fitted view stacks their outputs, and
+    the loss is the mean of the members' cross-entropies (not the cross-entropy of their average)."""
+    m = build_model(ModelConfig(members=2), SHAPE, 4, np.zeros(SHAPE[1]), np.ones(SHAPE[1]))
+    fitted = member_outputs(m)
+    single = model([ConvBlock(filters=8)])
+    assert fitted.output.shape[1:] == (2, 4) and member_outputs(single) is single
+    x = np.random.default_rng(3).normal(size=(5, *SHAPE)).astype(np.float32)
+    each = fitted.predict(x, verbose=0)
+    np.testing.assert_allclose(m.predict(x, verbose=0), each.mean(axis=1), atol=1e-6)
+    assert np.abs(each[:, 0] - each[:, 1]).max() > 1e-4  # the members start from different weights
+    y = np.eye(4, dtype=np.float32)[[0, 1, 2, 3, 0]]
+    expected = -np.log(each[np.arange(5), :, y.argmax(1)]).mean(axis=1)
+    np.testing.assert_allclose(MemberCrossentropy(reduction=None)(y, each), expected, rtol=1e-5)
+    m.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(again.predict(x, verbose=0), m.predict(x, verbose=0), atol=1e-6)

@@ -125,6 +125,37 @@ def test_same_seed_same_metrics(run, slice_manifest, tmp_path):
         assert a[split]["accuracy"] == b[split]["accuracy"] and a[split]["loss"] == b[split]["loss"]
 
 
+def test_an_ensemble_trains_saves_and_scores_through_the_serving_path(slice_manifest, tmp_path):
+    """model.members=2: one fit, one saved model averaging two CNNs; history keeps its keys, the report names the
+    ensemble, and `evaluate` (the serving feature path) reproduces the run's test accuracy."""
+    out = tmp_path / "ens"
+    args = ["train", "--data", str(slice_manifest), "--out", str(out), "--epochs", "3", "--set", "fit.batch_size=16"]
+    assert main([*args, "--set", "model.members=2", "--no-register"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(m["history"]) and len(m["history"]["loss"]) == 3
+    assert "ensemble of 2 CNNs" in (out / "report.md").read_text()
+    model, _, _ = artifact.load(out / "model")
+    assert isinstance(model.get_layer("probabilities"), keras.layers.Average)
+    scored = tmp_path / "eval.json"
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(out / "model"),
+                "--data",
+                str(slice_manifest),
+                "--split",
+                "test",
+                "--output",
+                str(scored),
+            ]
+        )
+        == 0
+    )
+    assert json.loads(scored.read_text())["accuracy"] == pytest.approx(m["test"]["accuracy"])
+
+
 def test_compare_prints_runs_side_by_side(run, capsys):
     assert main(["compare", str(run), str(run)]) == 0
     table = capsys.readouterr().out
@@ -179,6 +210,7 @@ def test_leave_one_speaker_out(fsdd, tmp_path):
     expected = summary["mean_test_accuracy"] - summary["mean_baseline_test_accuracy"]
     assert abs(diff["mean"] - expected) < 1e-9 and diff["standard_error"] >= 0
     assert "over 3 held-out speaker folds" in summary["verdict"] and summary["group_column"] == "speaker"
+    assert summary["verdict"].count("baseline") == 1  # balanced speakers: accuracy = balanced accuracy, said once
     assert summary["verdict"] in (tmp_path / "cv" / "summary.md").read_text()
 
 
