@@ -26,8 +26,9 @@ DATA = ROOT.parent / "shared" / "data" / "fsdd"
 OUT = ROOT / "runs" / "ablation"
 SPEAKERS = ["george", "jackson", "nicolas"]
 # the recipe before issue 12 (stretch and pitch at 0.25), written out so that it stays comparable when defaults move
-BEFORE = ["augment.pitch_prob=0.25", "augment.pitch_semitones=2", "augment.stretch_prob=0.25"]
-VTLP = ["augment.pitch_prob=0.8", "augment.pitch_semitones=3", "augment.stretch_prob=0.8"]
+# one CNN (model.members=1) in both: what every variant ran with before ensembles (later overrides win)
+BEFORE = ["augment.pitch_prob=0.25", "augment.pitch_semitones=2", "augment.stretch_prob=0.25", "model.members=1"]
+VTLP = ["augment.pitch_prob=0.8", "augment.pitch_semitones=3", "augment.stretch_prob=0.8", "model.members=1"]
 S2DEEP = "model.conv_blocks=[{filters: 16, stride: 2, pool: 1}, {filters: 32}, {filters: 64}, {filters: 64, pool: 1}]"
 WIDE = "model.conv_blocks=[{filters: 32}, {filters: 64}, {filters: 128, pool: 1}]"
 DROPOUT = (
@@ -36,7 +37,7 @@ DROPOUT = (
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "before": ("recipe before issue 12 (stretch, pitch at p=0.25, +/-2 semitones)", BEFORE),
     "whole-speaker-val": ("as 'before', validation = one whole other speaker", [*BEFORE, "data.val_split=group"]),
-    "vtlp": ("stretch and pitch (VTLP-like warp) at p=0.8, +/-3 semitones: today's defaults", VTLP),
+    "vtlp": ("stretch and pitch (VTLP-like warp) at p=0.8, +/-3 semitones: today's defaults (one CNN)", VTLP),
     "vtlp+mixup": ("vtlp + mixup, alpha 0.4", [*VTLP, "augment.mixup_alpha=0.4"]),
     "vtlp+wide-speed": ("vtlp + stretch range 0.7-1.4", [*VTLP, "augment.stretch_range=[0.7, 1.4]"]),
     "vtlp+s2deep": ("vtlp + stride-2 first conv, 4 conv blocks (receptive field ~2x)", [*VTLP, S2DEEP]),
@@ -56,6 +57,15 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "vtlp+smooth": ("vtlp + label smoothing 0.1", [*VTLP, "fit.label_smoothing=0.1"]),
     "vtlp+spatial-dropout": ("vtlp + SpatialDropout2D 0.1 after every conv block", [*VTLP, DROPOUT]),
     "vtlp+wide": ("vtlp + twice the filters (32/64/128)", [*VTLP, WIDE]),
+    "vtlp+members2": (
+        "vtlp + an ensemble of 2 CNNs fitted side by side (model.members=2)",
+        [*VTLP, "model.members=2"],
+    ),
+    "vtlp+members2-25ep": (
+        "vtlp+members2 with 25 epochs instead of 20 (best epoch was the last in half the folds)",
+        [*VTLP, "model.members=2", "fit.epochs=25"],
+    ),
+    "vtlp+members3": ("vtlp + an ensemble of 3 CNNs fitted side by side (model.members=3)", [*VTLP, "model.members=3"]),
     "vtlp+specaug": (
         "vtlp + stronger SpecAugment (2 masks of up to 10 frames, 2 of up to 4 MFCCs)",
         [*VTLP, "augment.time_mask_frames=10", "augment.freq_masks=2", "augment.freq_mask_bins=4"],

@@ -9,12 +9,14 @@ def test_defaults_equal_the_written_fsdd_recipe():
     assert load_config("configs/fsdd.yaml") == TrainConfig()
 
 
-def test_the_wide_recipe_is_the_measured_ablation_variant():
-    """configs/fsdd-wide.yaml claims the figures of scripts/ablation.py's vtlp+wide: it must be that variant."""
+def test_the_recipes_are_the_measured_ablation_variants():
+    """configs/fsdd-members3.yaml claims the figures of scripts/ablation.py's vtlp+members3, and the defaults those
+    of vtlp: each must be that variant."""
     from scripts import ablation
 
-    assert load_config("configs/fsdd-wide.yaml") == load_config(None, list(ablation.VARIANTS["vtlp+wide"][1]))
-    assert load_config("configs/fsdd-wide.yaml") != TrainConfig()
+    variant = lambda name: load_config(None, list(ablation.VARIANTS[name][1]))  # noqa: E731
+    assert load_config("configs/fsdd-members3.yaml") == variant("vtlp+members3") != TrainConfig()
+    assert variant("vtlp") == TrainConfig() != variant("vtlp+members2")
 
 
 def test_overrides_are_typed_and_nested():
