@@ -130,12 +130,13 @@ def summarise(out: Path, folds: dict, cfg: TrainConfig, fold_name: str, basis: s
     # Balanced test sets (every class as many clips, as in FSDD's speakers) make the two accuracies equal: one
     # sentence then, not the same one twice.
     same = np.allclose(acc, bal) and np.allclose(base, base_bal)
+    name = model_name(cfg.model.model_dump())
     for metric, cnn, b in (("test accuracy", acc, base), ("balanced accuracy", bal, base_bal)):
         diff = cnn - b
         se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
         result.setdefault("cnn_minus_baseline", {})[metric] = {"mean": float(diff.mean()), "standard_error": se}
         said = "test accuracy (= balanced accuracy: balanced test folds)" if same else metric
-        verdicts.append(verdict(float(diff.mean()), se, said, basis, model_name(cfg.model.model_dump())))
+        verdicts.append(verdict(float(diff.mean()), se, said, basis, name))
     result["verdict"] = verdicts[0] if same else " ".join(verdicts)
     lines = [
         f"| {fold_name} | train acc | val acc | test acc | test balanced acc | baseline test acc | "

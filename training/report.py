@@ -111,7 +111,7 @@ def diagnose(summary: dict) -> list[str]:
     error = float(np.sqrt((_var(cnn["balanced_accuracy"]) + _var(base["balanced_accuracy"])) / n)) if n else 0.0
     name = model_name(summary["config"]["model"])
     notes.append(
-        f"Against the baseline (logistic regression on clip-mean MFCCs): {name[4:]} {cnn['balanced_accuracy']:.3f} "
+        f"Against the baseline (logistic regression on clip-mean MFCCs): {name} {cnn['balanced_accuracy']:.3f} "
         f"vs baseline {base['balanced_accuracy']:.3f} balanced accuracy. "
         + verdict(diff, error, "balanced accuracy", f"on {n} {split} clips", name)
     )
@@ -119,23 +119,23 @@ def diagnose(summary: dict) -> list[str]:
 
 
 def model_name(model_cfg: dict) -> str:
-    """What the verdict calls the trained model, from its config (ModelConfig as a dict): "The CNN", "The ensemble
-    of 2 CNNs", "The musicnn model with a logistic clip head"."""
+    """What the verdict calls the trained model, from its config (ModelConfig as a dict), as a noun phrase: "the
+    CNN", "the ensemble of 2 CNNs", "the musicnn model with a logistic clip head"."""
     if model_cfg.get("backbone", "none") != "none":
         head = "a logistic clip head" if model_cfg.get("head") == "pooled_logistic" else "a dense head"
-        return f"The {model_cfg['backbone'].split('_')[0]} model with {head}"
+        return f"the {model_cfg['backbone'].split('_')[0]} model with {head}"
     members = model_cfg.get("members", 1)  # configs written before ensembles had one CNN
-    return "The CNN" if members == 1 else f"The ensemble of {members} CNNs"
+    return "the CNN" if members == 1 else f"the ensemble of {members} CNNs"
 
 
-def verdict(diff: float, error: float, metric: str, basis: str, model: str = "The CNN") -> str:
-    """One plain sentence: which of `model` (named as model_name does) and the baseline is ahead on `metric`, by
-    how much (`diff` = model minus baseline), with its error bar (± `error`, one standard error)."""
+def verdict(diff: float, error: float, metric: str, basis: str, model: str = "the CNN") -> str:
+    """One plain sentence: which of `model` (a noun phrase, as model_name gives) and the baseline is ahead on
+    `metric`, by how much (`diff` = model minus baseline), with its error bar (± `error`, one standard error)."""
+    subject = model[:1].upper() + model[1:]
     if abs(diff) <= error:
         within = "within one standard error"
-        return f"{model} and the baseline are level: {diff:+.3f} ± {error:.3f} {metric} {basis}, {within}."
-    lower = "t" + model[1:]
-    leader, margin = (f"{model} beats the baseline", diff) if diff > 0 else (f"**The baseline beats {lower}**", -diff)
+        return f"{subject} and the baseline are level: {diff:+.3f} ± {error:.3f} {metric} {basis}, {within}."
+    leader, margin = (f"{subject} beats the baseline", diff) if diff > 0 else (f"**The baseline beats {model}**", -diff)
     return f"{leader} by {margin:.3f} ± {error:.3f} {metric} {basis} (± one standard error)."
 
 

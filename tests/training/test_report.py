@@ -20,9 +20,11 @@ def test_a_difference_inside_the_error_bar_is_a_tie():
 
 
 def test_the_verdict_names_the_model_it_judges():
-    assert model_name(ModelConfig().model_dump()) == "The CNN"
-    assert model_name(ModelConfig(members=2).model_dump()) == "The ensemble of 2 CNNs"
+    assert model_name(ModelConfig().model_dump()) == "the CNN"
+    assert model_name(ModelConfig(members=2).model_dump()) == "the ensemble of 2 CNNs"
     pooled = ModelConfig(backbone="musicnn_vgg", head="pooled_logistic").model_dump()
-    assert model_name(pooled) == "The musicnn model with a logistic clip head"
+    assert model_name(pooled) == "the musicnn model with a logistic clip head"
     text = verdict(-0.1, 0.01, "test accuracy", "over 5 folds", model_name(pooled))
     assert text.startswith("**The baseline beats the musicnn model with a logistic clip head** by 0.100")
+    ahead = verdict(0.1, 0.01, "test accuracy", "over 5 folds", model_name(ModelConfig(members=2).model_dump()))
+    assert ahead.startswith("The ensemble of 2 CNNs beats the baseline by 0.100")
