@@ -30,6 +30,7 @@ SPEAKERS = ["george", "jackson", "nicolas"]
 BEFORE = ["augment.pitch_prob=0.25", "augment.pitch_semitones=2", "augment.stretch_prob=0.25", "model.members=1"]
 VTLP = ["augment.pitch_prob=0.8", "augment.pitch_semitones=3", "augment.stretch_prob=0.8", "model.members=1"]
 S2DEEP = "model.conv_blocks=[{filters: 16, stride: 2, pool: 1}, {filters: 32}, {filters: 64}, {filters: 64, pool: 1}]"
+NARROW = "model.conv_blocks=[{filters: 12}, {filters: 24}, {filters: 48, pool: 1}]"
 WIDE = "model.conv_blocks=[{filters: 32}, {filters: 64}, {filters: 128, pool: 1}]"
 DROPOUT = (
     "model.conv_blocks=[{filters: 16, dropout: 0.1}, {filters: 32, dropout: 0.1}, {filters: 64, pool: 1, dropout: 0.1}]"
@@ -66,6 +67,30 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
         [*VTLP, "model.members=2", "fit.epochs=25"],
     ),
     "vtlp+members3": ("vtlp + an ensemble of 3 CNNs fitted side by side (model.members=3)", [*VTLP, "model.members=3"]),
+    "vtlp+ema": (
+        "vtlp + validate and keep the moving average of the weights (momentum 0.99 per step, ~3 epochs)",
+        [*VTLP, "fit.ema_momentum=0.99"],
+    ),
+    "vtlp+members3-narrow": (
+        "vtlp+members3 with three quarters of the filters (12/24/48): an ensemble within the 1.5x serving bound?",
+        [*VTLP, "model.members=3", NARROW],
+    ),
+    "vtlp+members3-mutual": (
+        "vtlp+members3 + deep mutual learning (each member's KL from the others' mean, weight 1)",
+        [*VTLP, "model.members=3", "fit.mutual_learning=1.0"],
+    ),
+    "vtlp-seed2+ema": (
+        "vtlp+ema with seed 2: does the moving average help with another seed?",
+        [*VTLP, "seed=2", "fit.ema_momentum=0.99"],
+    ),
+    "vtlp+distil3": (
+        "vtlp + one CNN distilled from 3 teacher CNNs fitted beside it (model.teachers=3): served as one CNN",
+        [*VTLP, "model.teachers=3"],
+    ),
+    "vtlp+members3+ema": (
+        "vtlp+members3 + the moving average of the weights (as vtlp+ema)",
+        [*VTLP, "model.members=3", "fit.ema_momentum=0.99"],
+    ),
     "vtlp+specaug": (
         "vtlp + stronger SpecAugment (2 masks of up to 10 frames, 2 of up to 4 MFCCs)",
         [*VTLP, "augment.time_mask_frames=10", "augment.freq_masks=2", "augment.freq_mask_bins=4"],

@@ -143,12 +143,26 @@ class ModelConfig(_Strict):
         "fit) whose probabilities the saved model averages: an ensemble; serving and training cost grow with it. "
         "Unused with a backbone (its head is one model).",
     )
+    teachers: int = Field(
+        0,
+        ge=0,
+        le=8,
+        description="0: off. N: N teacher CNNs fitted side by side with the one CNN that is saved, which learns "
+        "from the labels and from the teachers' mean probabilities (fit.distil_weight): an ensemble's knowledge "
+        "at one CNN's serving cost; training costs as N + 1 members. Needs members: 1.",
+    )
     l2: float = Field(1e-4, ge=0)
     dense_units: list[int] = Field(default_factory=lambda: [64])
     dense_dropout: float = Field(0.3, ge=0, lt=1)
     # 0.9, not Keras's 0.99: with few steps per epoch the running statistics otherwise lag the weights and
     # inference collapses while training accuracy looks fine.
     bn_momentum: float = Field(0.9, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _one_student(self) -> "ModelConfig":
+        if self.teachers and self.members > 1:
+            raise ValueError("model.teachers distils into one CNN: set members: 1 (or teachers: 0 for an ensemble)")
+        return self
 
 
 class FitConfig(_Strict):
@@ -162,6 +176,22 @@ class FitConfig(_Strict):
     )
     warmup_epochs: int = Field(1, ge=0, description="cosine only")
     label_smoothing: float = Field(0.0, ge=0, lt=1)
+    mutual_learning: float = Field(
+        0.0,
+        ge=0,
+        description="Ensembles only (model.members > 1): weight of each member's KL divergence from the other "
+        "members' mean probabilities (deep mutual learning); 0 trains the members independently.",
+    )
+    distil_weight: float = Field(
+        1.0, ge=0, description="model.teachers > 0: weight of the student's KL divergence from the teachers' mean."
+    )
+    ema_momentum: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="0: off. Otherwise validate, early-stop on and save the exponential moving average of the "
+        "weights over training steps (Keras's optimizer EMA, this momentum per step) instead of the last step's.",
+    )
     early_stopping_patience: int = Field(5, ge=1)
     reduce_lr_patience: int = Field(3, ge=1)
     reduce_lr_factor: float = Field(0.5, gt=0, lt=1)

@@ -32,22 +32,75 @@ def member_outputs(model: keras.Model) -> keras.Model:
     return keras.Model(model.input, keras.layers.Concatenate(axis=1, name="members")(stacked), name="members")
 
 
+def with_teachers(
+    student: keras.Model, cfg: ModelConfig, input_shape: tuple[int, int], n_classes: int, mean, variance
+) -> keras.Model:
+    """The model to fit when cfg.teachers > 0: that many teacher CNNs (the student's architecture, each its own
+    initial weights) and the student, their probabilities stacked (batch, teachers + 1, classes), the student
+    last. Only the student is saved and served; `MemberCrossentropy(distil=...)` teaches it the teachers' mean."""
+    inputs = keras.Input(shape=input_shape, name="features")
+    teachers = [_cnn(cfg, input_shape, n_classes, mean, variance, f"teacher{k}")(inputs) for k in range(cfg.teachers)]
+    stacked = [keras.layers.Reshape((1, n_classes))(p) for p in [*teachers, student(inputs)]]
+    return keras.Model(inputs, keras.layers.Concatenate(axis=1, name="members")(stacked), name="distillation")
+
+
 @keras.saving.register_keras_serializable(package="audioclf")
 class MemberCrossentropy(keras.losses.Loss):
     """Categorical cross-entropy of every member's probabilities (batch, members, classes) against the one-hot
-    labels, averaged over the members: the gradient each member receives is its own loss's."""
+    labels, averaged over the members: the gradient each member receives is its own loss's.
 
-    def __init__(self, label_smoothing: float = 0.0, name: str = "member_crossentropy", **kwargs):
+    `mutual` > 0 adds deep mutual learning (Zhang et al., 2018): each member also pays `mutual` times the KL
+    divergence from the other members' mean probabilities (held constant, so it is a target, not a gradient path)
+    to its own, so that the members teach one another what they learnt of the classes' similarities.
+
+    `distil` > 0: the last member is a student (with_teachers) and pays `distil` times the KL divergence from the
+    other members' (the teachers') mean probabilities, held constant, on top of its cross-entropy (Hinton et al.,
+    2015, at temperature 1); the teachers learn from the labels alone."""
+
+    def __init__(
+        self,
+        label_smoothing: float = 0.0,
+        mutual: float = 0.0,
+        distil: float = 0.0,
+        name: str = "member_crossentropy",
+        **kwargs,
+    ):
         super().__init__(name=name, **kwargs)
         self.label_smoothing = label_smoothing
+        self.mutual = mutual
+        self.distil = distil
 
     def call(self, y_true, y_pred):
-        y = keras.ops.broadcast_to(keras.ops.expand_dims(y_true, 1), keras.ops.shape(y_pred))
+        ops = keras.ops
+        y = ops.broadcast_to(ops.expand_dims(y_true, 1), ops.shape(y_pred))
         loss = keras.losses.categorical_crossentropy(y, y_pred, label_smoothing=self.label_smoothing)
-        return keras.ops.mean(loss, axis=1)
+        n, eps = y_pred.shape[1], keras.config.epsilon()
+
+        def kl(target, p):  # KL(target || p) over classes, the target held constant
+            target = ops.stop_gradient(target)
+            return ops.sum(target * (ops.log(target + eps) - ops.log(p + eps)), axis=-1)
+
+        if self.mutual > 0 and n > 1:
+            loss = loss + self.mutual * kl((ops.sum(y_pred, axis=1, keepdims=True) - y_pred) / (n - 1), y_pred)
+        if self.distil > 0 and n > 1:
+            teachers, student = y_pred[:, :-1], y_pred[:, -1]
+            kd = self.distil * kl(ops.mean(teachers, axis=1), student)
+            loss = ops.concatenate([loss[:, :-1], ops.expand_dims(loss[:, -1] + kd, 1)], axis=1)
+        return ops.mean(loss, axis=1)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+        return {
+            **super().get_config(),
+            "label_smoothing": self.label_smoothing,
+            "mutual": self.mutual,
+            "distil": self.distil,
+        }
+
+
+@keras.saving.register_keras_serializable(package="audioclf")
+def student_accuracy(y_true, y_pred):
+    """Accuracy of the student (the last of the stacked outputs, with_teachers): what is served."""
+    return keras.metrics.categorical_accuracy(y_true, y_pred[:, -1])
 
 
 @keras.saving.register_keras_serializable(package="audioclf")

@@ -28,6 +28,8 @@ from training.model import (
     ensemble_accuracy,
     member_outputs,
     on_backbone,
+    student_accuracy,
+    with_teachers,
 )
 from training.pipeline import balanced_class_weights, eval_dataset, one_hot, standardisation, train_dataset
 from training.report import write_report
@@ -195,7 +197,11 @@ def _callbacks(fit: FitConfig, out: Path) -> list:
             min_lr=fit.min_learning_rate,
         )
     ]
+    # SwapEMAWeights first: from each epoch's end the averaged weights are in the model, so validation, early
+    # stopping's best weights and the checkpoint are all of the average (Keras's documented order).
+    ema = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if fit.ema_momentum > 0 else []
     callbacks = [
+        *ema,
         StopOnNaN(),
         keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=fit.early_stopping_patience, restore_best_weights=True
@@ -209,15 +215,23 @@ def _callbacks(fit: FitConfig, out: Path) -> list:
     return callbacks
 
 
-def _compile(model: keras.Model, fit: FitConfig, steps_per_epoch: int) -> None:
-    """Adam and cross-entropy; a model with stacked member outputs gets each member's loss and the accuracy of
-    their average, under the same history keys (loss, accuracy, val_...)."""
-    members = len(model.output.shape) == 3
-    loss_class = MemberCrossentropy if members else keras.losses.CategoricalCrossentropy
+def _compile(
+    model: keras.Model, fit: FitConfig, steps_per_epoch: int, members: bool = False, student: bool = False
+) -> None:
+    """Adam and cross-entropy; `members`: the model's outputs are an ensemble's members stacked (member_outputs),
+    which get each member's loss and the accuracy of their average, under the same history keys (loss, accuracy,
+    val_...); `student`: they are teachers and a student (with_teachers), the accuracy is the student's."""
+    served = keras.metrics.MeanMetricWrapper(student_accuracy if student else ensemble_accuracy, name="accuracy")
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate(fit, steps_per_epoch)),
-        loss=loss_class(label_smoothing=fit.label_smoothing),
-        metrics=[keras.metrics.MeanMetricWrapper(ensemble_accuracy, name="accuracy") if members else "accuracy"],
+        optimizer=keras.optimizers.Adam(
+            learning_rate(fit, steps_per_epoch),
+            use_ema=fit.ema_momentum > 0,
+            ema_momentum=fit.ema_momentum or 0.99,
+        ),
+        loss=MemberCrossentropy(fit.label_smoothing, fit.mutual_learning, fit.distil_weight if student else 0.0)
+        if members
+        else keras.losses.CategoricalCrossentropy(label_smoothing=fit.label_smoothing),
+        metrics=[served if members else "accuracy"],
     )
 
 
@@ -243,8 +257,14 @@ def _fit_cnn(cfg: TrainConfig, X, tables: dict, waveforms, n_classes: int, weigh
         mixup_alpha=cfg.augment.mixup_alpha,
     )
     model = build_model(cfg.model, cfg.features.input_shape, n_classes, mean, var)
-    fitted = member_outputs(model)  # the model itself, or an ensemble's members side by side
-    _compile(fitted, cfg.fit, -(-len(table_train.y) // cfg.fit.batch_size))
+    # the model itself, an ensemble's members side by side, or teachers beside the one CNN saved
+    student = cfg.model.teachers > 0
+    if student:
+        fitted = with_teachers(model, cfg.model, cfg.features.input_shape, n_classes, mean, var)
+    else:
+        fitted = member_outputs(model)
+    steps = -(-len(table_train.y) // cfg.fit.batch_size)
+    _compile(fitted, cfg.fit, steps, members=fitted is not model, student=student)
     try:
         history = fitted.fit(
             train_ds,

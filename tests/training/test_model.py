@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from training.config import ConvBlock, ModelConfig
-from training.model import MemberCrossentropy, build_model, member_outputs
+from training.model import MemberCrossentropy, build_model, member_outputs, with_teachers
 
 SHAPE = (101, 20)
 
@@ -77,3 +77,36 @@ def test_an_ensemble_serves_the_mean_of_its_members_and_trains_each_on_its_own_l
     m.save(tmp_path / "m.keras")
     again = keras.saving.load_model(tmp_path / "m.keras")
     np.testing.assert_allclose(again.predict(x, verbose=0), m.predict(x, verbose=0), atol=1e-6)
+
+
+def test_mutual_learning_adds_each_members_kl_from_the_others_mean():
+    """fit.mutual_learning: member k's loss is its cross-entropy plus w * KL(mean of the others || member k)."""
+    rng = np.random.default_rng(4)
+    each = rng.dirichlet(np.ones(4), size=(5, 3)).astype(np.float32)  # (batch, members, classes)
+    y = np.eye(4, dtype=np.float32)[[0, 1, 2, 3, 0]]
+    ce = -np.log(each[np.arange(5), :, y.argmax(1)])
+    others = (each.sum(axis=1, keepdims=True) - each) / 2
+    kl = (others * (np.log(others) - np.log(each))).sum(axis=-1)
+    got = MemberCrossentropy(mutual=0.5, reduction=None)(y, each)
+    np.testing.assert_allclose(got, (ce + 0.5 * kl).mean(axis=1), rtol=1e-4)
+    assert MemberCrossentropy.from_config(MemberCrossentropy(mutual=0.5).get_config()).mutual == 0.5
+
+
+def test_a_student_learns_from_its_teachers_mean_and_is_the_model_saved(tmp_path):
+    """model.teachers: the fitted view stacks the teachers and, last, the saved one-CNN student; the student pays
+    its cross-entropy plus w * KL(teachers' mean || student), the teachers their cross-entropy alone."""
+    cfg = ModelConfig(teachers=2)
+    student = build_model(cfg, SHAPE, 4, np.zeros(SHAPE[1]), np.ones(SHAPE[1]))
+    fitted = with_teachers(student, cfg, SHAPE, 4, np.zeros(SHAPE[1]), np.ones(SHAPE[1]))
+    assert fitted.output.shape[1:] == (3, 4) and student.name == "audio_cnn"
+    x = np.random.default_rng(5).normal(size=(5, *SHAPE)).astype(np.float32)
+    each = fitted.predict(x, verbose=0)
+    np.testing.assert_allclose(each[:, -1], student.predict(x, verbose=0), atol=1e-6)
+    y = np.eye(4, dtype=np.float32)[[0, 1, 2, 3, 0]]
+    ce = -np.log(each[np.arange(5), :, y.argmax(1)])
+    mean = each[:, :2].mean(axis=1)
+    kd = (mean * (np.log(mean) - np.log(each[:, -1]))).sum(axis=-1)
+    expected = (ce[:, 0] + ce[:, 1] + ce[:, 2] + 0.5 * kd) / 3
+    np.testing.assert_allclose(MemberCrossentropy(distil=0.5, reduction=None)(y, each), expected, rtol=1e-4)
+    with pytest.raises(ValueError, match="members: 1"):
+        ModelConfig(teachers=2, members=2)

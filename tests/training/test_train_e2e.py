@@ -156,6 +156,30 @@ def test_an_ensemble_trains_saves_and_scores_through_the_serving_path(slice_mani
     assert json.loads(scored.read_text())["accuracy"] == pytest.approx(m["test"]["accuracy"])
 
 
+def test_distillation_saves_only_the_student(slice_manifest, tmp_path):
+    """model.teachers=2: teachers and student in one fit; the saved model is one CNN, and it is what the run scored."""
+    out = tmp_path / "kd"
+    args = ["train", "--data", str(slice_manifest), "--out", str(out), "--epochs", "3", "--set", "fit.batch_size=16"]
+    assert main([*args, "--set", "model.teachers=2", "--no-register"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    model, _, _ = artifact.load(out / "model")
+    assert model.name == "audio_cnn" and not any(layer.name.startswith("teacher") for layer in model.layers)
+    history = m["history"]["val_accuracy"]
+    assert m["val"]["accuracy"] == pytest.approx(history[m["best_epoch"] - 1], abs=1e-6)
+
+
+def test_weight_averaging_validates_and_saves_the_averaged_weights(slice_manifest, tmp_path):
+    """fit.ema_momentum: the weights validated each epoch, kept by early stopping and saved are the moving average:
+    the saved model scores the validation clips exactly as the history says the best epoch did."""
+    out = tmp_path / "ema"
+    args = ["train", "--data", str(slice_manifest), "--out", str(out), *FAST, "--no-register"]
+    assert main([*args, "--set", "fit.ema_momentum=0.9"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    history = m["history"]["val_accuracy"]
+    assert m["val"]["accuracy"] == pytest.approx(history[m["best_epoch"] - 1], abs=1e-6)
+    assert len(set(history)) > 1  # the epochs differ, so the equality above picks one of them
+
+
 def test_compare_prints_runs_side_by_side(run, capsys):
     assert main(["compare", str(run), str(run)]) == 0
     table = capsys.readouterr().out
