@@ -26,9 +26,11 @@ DATA = ROOT.parent / "shared" / "data" / "fsdd"
 OUT = ROOT / "runs" / "ablation"
 SPEAKERS = ["george", "jackson", "nicolas"]
 # the recipe before issue 12 (stretch and pitch at 0.25), written out so that it stays comparable when defaults move
-# one CNN (model.members=1) in both: what every variant ran with before ensembles (later overrides win)
-BEFORE = ["augment.pitch_prob=0.25", "augment.pitch_semitones=2", "augment.stretch_prob=0.25", "model.members=1"]
-VTLP = ["augment.pitch_prob=0.8", "augment.pitch_semitones=3", "augment.stretch_prob=0.8", "model.members=1"]
+# one CNN (model.members=1) without weight averaging (fit.ema_momentum=0) in both: what every variant ran with
+# before ensembles and averaging (later overrides win)
+ONE = ["model.members=1", "fit.ema_momentum=0"]
+BEFORE = ["augment.pitch_prob=0.25", "augment.pitch_semitones=2", "augment.stretch_prob=0.25", *ONE]
+VTLP = ["augment.pitch_prob=0.8", "augment.pitch_semitones=3", "augment.stretch_prob=0.8", *ONE]
 S2DEEP = "model.conv_blocks=[{filters: 16, stride: 2, pool: 1}, {filters: 32}, {filters: 64}, {filters: 64, pool: 1}]"
 NARROW = "model.conv_blocks=[{filters: 12}, {filters: 24}, {filters: 48, pool: 1}]"
 WIDE = "model.conv_blocks=[{filters: 32}, {filters: 64}, {filters: 128, pool: 1}]"
@@ -38,7 +40,10 @@ DROPOUT = (
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "before": ("recipe before issue 12 (stretch, pitch at p=0.25, +/-2 semitones)", BEFORE),
     "whole-speaker-val": ("as 'before', validation = one whole other speaker", [*BEFORE, "data.val_split=group"]),
-    "vtlp": ("stretch and pitch (VTLP-like warp) at p=0.8, +/-3 semitones: today's defaults (one CNN)", VTLP),
+    "vtlp": (
+        "stretch and pitch (VTLP-like warp) at p=0.8, +/-3 semitones (one CNN): the defaults until weight averaging",
+        VTLP,
+    ),
     "vtlp+mixup": ("vtlp + mixup, alpha 0.4", [*VTLP, "augment.mixup_alpha=0.4"]),
     "vtlp+wide-speed": ("vtlp + stretch range 0.7-1.4", [*VTLP, "augment.stretch_range=[0.7, 1.4]"]),
     "vtlp+s2deep": ("vtlp + stride-2 first conv, 4 conv blocks (receptive field ~2x)", [*VTLP, S2DEEP]),
@@ -68,7 +73,7 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     ),
     "vtlp+members3": ("vtlp + an ensemble of 3 CNNs fitted side by side (model.members=3)", [*VTLP, "model.members=3"]),
     "vtlp+ema": (
-        "vtlp + validate and keep the moving average of the weights (momentum 0.99 per step, ~3 epochs)",
+        "vtlp + validate and keep the moving average of the weights (momentum 0.99 per step): today's defaults",
         [*VTLP, "fit.ema_momentum=0.99"],
     ),
     "vtlp+members3-narrow": (

@@ -81,7 +81,7 @@ READING = """\
   levers measured on the three hardest speakers, stronger stretch and pitch (VTLP-like) augmentation (+0.011 mean,
   the size of the seed-to-seed difference: 0.007 between the `vtlp` and `vtlp-seed2` rows) is the default now.
   Twice the filters (`vtlp+wide`) is the one lever above the seed spread on the three (+0.018 mean over the
-  `vtlp` row, i.e. today's defaults; george +0.064, jackson -0.034); on all six speakers it gives 0.896 mean
+  `vtlp` row, i.e. the defaults then; george +0.064, jackson -0.034); on all six speakers it gives 0.896 mean
   and 0.804 worst (jackson) against the defaults' 0.886 / 0.774, short of the targets as well. It serves at
   1.32x the default's CPU per clip (inside the 1.5x bound; `python -m loadtests.model_cost
   runs/ablation/vtlp/george/model runs/ablation/vtlp+wide/george/model`: 1.37 against 1.82 ms per clip in
@@ -134,7 +134,7 @@ def _ablation_section() -> list[str]:
     read = lambda v, s: json.loads((ABLATION / v / s / "metrics.json").read_text())  # noqa: E731
     runs = {v: {s: read(v, s) for s in ablation.SPEAKERS} for v in complete}
     # variants stopped after the speaker they ran first (nicolas), when that one already said enough; shown beside
-    # the recipe before and today's defaults on that speaker
+    # the recipe before and the defaults then on that speaker
     probe = ablation.SPEAKERS[-1]
     partial = [v for v in ablation.VARIANTS if v not in complete and done(v, probe)]
     stopped = []
@@ -165,7 +165,7 @@ def _ablation_section() -> list[str]:
         "nicolas held out in turn (the three hardest speakers; validation drawn from the other five speakers' clips), "
         "one run at a time on this page's machine (the fit times are not comparable across rows: the rows up to "
         "`vtlp+40-cosine` ran before the allocator fix of docs/training.md, about 2x slower, and the later ones "
-        "shared the cores with other jobs), all with seed 1234 except `vtlp-seed2`, which is today's defaults "
+        "shared the cores with other jobs), all with seed 1234 except `vtlp-seed2`, which is the `vtlp` row "
         "with another seed: the spread from seed to seed, so differences of its size are not effects (a mean moving "
         "by 0.01 is 15 of the 1,500 test clips).",
         "",
