@@ -192,7 +192,8 @@ class FitConfig(_Strict):
         ge=0,
         lt=1,
         description="0: off. Otherwise validate, early-stop on and save the exponential moving average of the "
-        "weights over training steps (Keras's optimizer EMA, this momentum per step) instead of the last step's.",
+        "weights over training steps (Keras's optimizer EMA, this momentum per step, capped so that it averages "
+        "over at most ~3 epochs: training.train.ema_momentum) instead of the last step's.",
     )
     early_stopping_patience: int = Field(5, ge=1)
     reduce_lr_patience: int = Field(3, ge=1)
