@@ -27,9 +27,7 @@ def member_outputs(model: keras.Model) -> keras.Model:
     average = model.get_layer("probabilities")
     if not isinstance(average, keras.layers.Average):
         return model
-    n_classes = average.output.shape[-1]
-    stacked = [keras.layers.Reshape((1, n_classes))(p) for p in average.input]
-    return keras.Model(model.input, keras.layers.Concatenate(axis=1, name="members")(stacked), name="members")
+    return _stacked(model.input, average.input, "members")
 
 
 def with_teachers(
@@ -40,8 +38,14 @@ def with_teachers(
     last. Only the student is saved and served; `MemberCrossentropy(distil=...)` teaches it the teachers' mean."""
     inputs = keras.Input(shape=input_shape, name="features")
     teachers = [_cnn(cfg, input_shape, n_classes, mean, variance, f"teacher{k}")(inputs) for k in range(cfg.teachers)]
-    stacked = [keras.layers.Reshape((1, n_classes))(p) for p in [*teachers, student(inputs)]]
-    return keras.Model(inputs, keras.layers.Concatenate(axis=1, name="members")(stacked), name="distillation")
+    return _stacked(inputs, [*teachers, student(inputs)], "distillation")
+
+
+def _stacked(inputs, probs: list, name: str) -> keras.Model:
+    """inputs -> the (batch, classes) probabilities `probs` stacked as (batch, len(probs), classes)."""
+    n_classes = probs[0].shape[-1]
+    stacked = [keras.layers.Reshape((1, n_classes))(p) for p in probs]
+    return keras.Model(inputs, keras.layers.Concatenate(axis=1, name="members")(stacked), name=name)
 
 
 @keras.saving.register_keras_serializable(package="audioclf")

@@ -7,6 +7,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import keras
 import numpy as np
@@ -229,22 +230,24 @@ def ema_momentum(fit: FitConfig, steps_per_epoch: int) -> float:
 
 
 def _compile(
-    model: keras.Model, fit: FitConfig, steps_per_epoch: int, members: bool = False, student: bool = False
+    model: keras.Model, fit: FitConfig, steps_per_epoch: int, outputs: Literal["one", "ensemble", "student"] = "one"
 ) -> None:
-    """Adam and cross-entropy; `members`: the model's outputs are an ensemble's members stacked (member_outputs),
-    which get each member's loss and the accuracy of their average, under the same history keys (loss, accuracy,
-    val_...); `student`: they are teachers and a student (with_teachers), the accuracy is the student's."""
-    served = keras.metrics.MeanMetricWrapper(student_accuracy if student else ensemble_accuracy, name="accuracy")
+    """Adam and cross-entropy. `outputs`: "one", a model's own probabilities; "ensemble", an ensemble's members
+    stacked (member_outputs), each on its own loss, the accuracy that of their average; "student", teachers and a
+    student stacked (with_teachers), the accuracy the student's. The history keys stay loss, accuracy, val_..."""
+    momentum = ema_momentum(fit, steps_per_epoch)
+    averaging = {"use_ema": True, "ema_momentum": momentum} if momentum else {}
+    if outputs == "one":
+        loss, accuracy = keras.losses.CategoricalCrossentropy(label_smoothing=fit.label_smoothing), "accuracy"
+    else:
+        distil = fit.distil_weight if outputs == "student" else 0.0
+        loss = MemberCrossentropy(fit.label_smoothing, fit.mutual_learning, distil)
+        served = student_accuracy if outputs == "student" else ensemble_accuracy
+        accuracy = keras.metrics.MeanMetricWrapper(served, name="accuracy")
     model.compile(
-        optimizer=keras.optimizers.Adam(
-            learning_rate(fit, steps_per_epoch),
-            use_ema=fit.ema_momentum > 0,
-            ema_momentum=ema_momentum(fit, steps_per_epoch) or 0.99,
-        ),
-        loss=MemberCrossentropy(fit.label_smoothing, fit.mutual_learning, fit.distil_weight if student else 0.0)
-        if members
-        else keras.losses.CategoricalCrossentropy(label_smoothing=fit.label_smoothing),
-        metrics=[served if members else "accuracy"],
+        optimizer=keras.optimizers.Adam(learning_rate(fit, steps_per_epoch), **averaging),
+        loss=loss,
+        metrics=[accuracy],
     )
 
 
@@ -271,13 +274,12 @@ def _fit_cnn(cfg: TrainConfig, X, tables: dict, waveforms, n_classes: int, weigh
     )
     model = build_model(cfg.model, cfg.features.input_shape, n_classes, mean, var)
     # the model itself, an ensemble's members side by side, or teachers beside the one CNN saved
-    student = cfg.model.teachers > 0
-    if student:
-        fitted = with_teachers(model, cfg.model, cfg.features.input_shape, n_classes, mean, var)
+    if cfg.model.teachers:
+        fitted, outputs = with_teachers(model, cfg.model, cfg.features.input_shape, n_classes, mean, var), "student"
     else:
         fitted = member_outputs(model)
-    steps = -(-len(table_train.y) // cfg.fit.batch_size)
-    _compile(fitted, cfg.fit, steps, members=fitted is not model, student=student)
+        outputs = "one" if fitted is model else "ensemble"
+    _compile(fitted, cfg.fit, -(-len(table_train.y) // cfg.fit.batch_size), outputs)
     try:
         history = fitted.fit(
             train_ds,
