@@ -39,6 +39,18 @@ class FeatureConfig(BaseModel):
         "removes gain and the microphone's/room's spectral colour, which is what differs between speakers' "
         "recordings. Turn off where the average spectrum is the signal (instrument timbre).",
     )
+    cmn_floor_db: float | None = Field(
+        None,
+        gt=0,
+        description="With cmn: take the mean (and with cvn the deviation) over the frames whose mel energy is within "
+        "this many dB of the window's loudest frame, not over all frames, so that the padding and pauses around a "
+        "short word do not decide what is subtracted. None: every frame.",
+    )
+    cvn: bool = Field(
+        False,
+        description="With cmn: also divide each coefficient by its standard deviation over those frames "
+        "(cepstral mean and variance normalisation).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> "FeatureConfig":
@@ -53,6 +65,8 @@ class FeatureConfig(BaseModel):
             raise ValueError("deltas are only defined for kind='mfcc'")
         if self.scale == "log1p" and self.kind != "logmel":
             raise ValueError("scale='log1p' is for kind='logmel' (musicnn's input)")
+        if (self.cvn or self.cmn_floor_db is not None) and not self.cmn:
+            raise ValueError("cvn and cmn_floor_db refine cmn: set cmn: true")
         if self.deltas and self.frames_per_window < 9:
             raise ValueError("deltas need at least 9 frames per window")
         return self

@@ -98,12 +98,29 @@ def features_from_power(power: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
         db = np.maximum(db, db.max(axis=(1, 2), keepdims=True) - cfg.top_db)
     feats = db if cfg.kind == "logmel" else librosa.feature.mfcc(S=db, n_mfcc=cfg.n_mfcc)  # DCT-II, ortho
     if cfg.cmn:
-        feats = feats - feats.mean(axis=2, keepdims=True)
+        feats = normalise(feats, mel, cfg)
     if cfg.deltas:  # MFCC only (validated)
         d1 = librosa.feature.delta(feats, order=1, axis=-1)
         d2 = librosa.feature.delta(feats, order=2, axis=-1)
         feats = np.concatenate([feats, d1, d2], axis=1)
     return np.ascontiguousarray(np.transpose(feats, (0, 2, 1)), dtype=np.float32)
+
+
+def normalise(feats: np.ndarray, mel: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """Per-window cepstral mean (and with cvn variance) normalisation of (n, coefficients, frames) features, over
+    every frame or, with cmn_floor_db, over the frames within that many dB of the window's loudest (mel energy)."""
+    if cfg.cmn_floor_db is None:
+        weights = np.ones((feats.shape[0], 1, feats.shape[2]), dtype=np.float32)
+    else:
+        energy = 10 * np.log10(np.maximum(mel.sum(axis=1, keepdims=True), np.float32(1e-10)))  # (n, 1, frames)
+        weights = (energy >= energy.max(axis=2, keepdims=True) - np.float32(cfg.cmn_floor_db)).astype(np.float32)
+    count = weights.sum(axis=2, keepdims=True)
+    mean = (feats * weights).sum(axis=2, keepdims=True) / count
+    out = feats - mean
+    if cfg.cvn:
+        std = np.sqrt((out * out * weights).sum(axis=2, keepdims=True) / count)
+        out = out / np.maximum(std, np.float32(1e-3))
+    return out.astype(np.float32)
 
 
 def featurize(windows: np.ndarray, cfg: FeatureConfig) -> np.ndarray:

@@ -4,7 +4,7 @@ Keras runs (TensorFlow here, JAX or torch on a GPU), so features can move to the
 Step for step what `features.featurize` does with librosa: a centred, zero-padded STFT with the periodic Hann
 window, the power spectrum, the cached mel filter bank (the very array librosa builds, see features.mel_basis),
 10 log10 with a 1e-10 floor, the per-window `top_db` floor, then for MFCC the orthonormal DCT-II as a matrix
-product, and the per-window mean removed when `cmn`. Float32 throughout, so values differ from librosa's by
+product, and the per-window normalisation when `cmn` (features.normalise). Float32 throughout, so values differ from librosa's by
 float32 rounding of a different order of operations (tests/audiocore/test_ops_features.py states the bound).
 Deltas (librosa's Savitzky-Golay filter with its edge handling) are not implemented here: `supports(cfg)` says
 which configs this path computes.
@@ -70,8 +70,24 @@ def featurize(windows, cfg: FeatureConfig):
     if cfg.kind == "mfcc":
         feats = ops.matmul(db, ops.convert_to_tensor(dct_matrix(cfg.n_mfcc, cfg.n_mels).T))  # (n, frames, n_mfcc)
     if cfg.cmn:
-        feats = feats - ops.mean(feats, axis=1, keepdims=True)
+        feats = _normalise(feats, mel, cfg)
     return feats
+
+
+def _normalise(feats, mel, cfg: FeatureConfig):
+    """features.normalise on (n, frames, coefficients): the mean (and with cvn the deviation) over every frame, or
+    over the frames within cmn_floor_db of the window's loudest mel energy."""
+    if cfg.cmn_floor_db is None:
+        weights = ops.ones_like(feats[:, :, :1])
+    else:
+        energy = 10.0 * ops.log10(ops.maximum(ops.sum(mel, axis=2, keepdims=True), 1e-10))  # (n, frames, 1)
+        weights = ops.cast(energy >= ops.max(energy, axis=1, keepdims=True) - cfg.cmn_floor_db, "float32")
+    count = ops.sum(weights, axis=1, keepdims=True)
+    out = feats - ops.sum(feats * weights, axis=1, keepdims=True) / count
+    if cfg.cvn:
+        std = ops.sqrt(ops.sum(out * out * weights, axis=1, keepdims=True) / count)
+        out = out / ops.maximum(std, 1e-3)
+    return out
 
 
 @keras.saving.register_keras_serializable(package="audioclf")

@@ -100,6 +100,30 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
         "vtlp + stronger SpecAugment (2 masks of up to 10 frames, 2 of up to 4 MFCCs)",
         [*VTLP, "augment.time_mask_frames=10", "augment.freq_masks=2", "augment.freq_mask_bins=4"],
     ),
+    "vtlp+ema+cmn-voiced": (
+        "vtlp+ema with the cepstral mean over the frames within 40 dB of the loudest (not the padding and pauses)",
+        [*VTLP, "fit.ema_momentum=0.99", "features.cmn_floor_db=40"],
+    ),
+    "vtlp+ema+cmvn-voiced": (
+        "vtlp+ema-cmn-voiced + each coefficient divided by its deviation over those frames (mean and variance)",
+        [*VTLP, "fit.ema_momentum=0.99", "features.cmn_floor_db=40", "features.cvn=true"],
+    ),
+    "vtlp+ema+logmel": (
+        "vtlp+ema on log-mel (40 bands, CMN) instead of MFCC: a VTLP warp is then a shift along the conv's axis",
+        [*VTLP, "fit.ema_momentum=0.99", "features.kind=logmel"],
+    ),
+    "vtlp-seed2+ema+cmn-voiced": (
+        "vtlp+ema+cmn-voiced with seed 2: does it hold with another seed?",
+        [*VTLP, "seed=2", "fit.ema_momentum=0.99", "features.cmn_floor_db=40"],
+    ),
+    "vtlp+ema+cmn-voiced30": (
+        "vtlp+ema+cmn-voiced with frames within 30 dB of the loudest instead of 40",
+        [*VTLP, "fit.ema_momentum=0.99", "features.cmn_floor_db=30"],
+    ),
+    "vtlp+ema+cmn-voiced50": (
+        "vtlp+ema+cmn-voiced with frames within 50 dB of the loudest instead of 40",
+        [*VTLP, "fit.ema_momentum=0.99", "features.cmn_floor_db=50"],
+    ),
 }
 
 

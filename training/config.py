@@ -203,9 +203,14 @@ class FitConfig(_Strict):
     augment_workers: int = Field(1, ge=1, le=64, description="Processes preparing augmented batches.")
 
 
+# Where training's recipe differs from FeatureConfig's own defaults (which keep old model metadata meaning what it
+# meant): applied to a partial `features` section too, so `--set features.n_mfcc=13` changes only n_mfcc.
+TRAINING_FEATURE_DEFAULTS = {"cmn": True}
+
+
 class TrainConfig(_Strict):
     seed: int = 1234
-    features: FeatureConfig = Field(default_factory=lambda: FeatureConfig(cmn=True))
+    features: FeatureConfig = Field(default_factory=lambda: FeatureConfig(**TRAINING_FEATURE_DEFAULTS))
     data: DataConfig = Field(default_factory=DataConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -215,6 +220,11 @@ class TrainConfig(_Strict):
     )
     model_name: str = Field("audio_classifier", pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     register_model: bool = Field(True, description="Also save the model into the BentoML model store.")
+
+    @field_validator("features", mode="before")
+    @classmethod
+    def _training_feature_defaults(cls, v: Any) -> Any:
+        return {**TRAINING_FEATURE_DEFAULTS, **v} if isinstance(v, dict) else v
 
     @model_validator(mode="after")
     def _custom_weights_positive(self) -> "TrainConfig":

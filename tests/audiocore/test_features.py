@@ -6,7 +6,7 @@ from pydantic import ValidationError
 
 from audiocore.config import FeatureConfig
 from audiocore.decode import decode
-from audiocore.features import extract, featurize, frame, take_segment, window_starts
+from audiocore.features import extract, featurize, frame, mel_basis, power_spectrogram, take_segment, window_starts
 
 CFG = FeatureConfig(cmn=True)  # FSDD recipe: 8 kHz, 1-s windows, 20 MFCCs, cepstral mean normalisation
 
@@ -87,6 +87,8 @@ def test_featurize_rejects_wrong_window_length():
         ({"kind": "logmel", "deltas": True}, "only defined for kind='mfcc'"),
         ({"sample_rate": 0}, "greater than 0"),
         ({"windw_seconds": 1}, "Extra inputs"),
+        ({"cvn": True}, "set cmn: true"),
+        ({"cmn_floor_db": 40}, "set cmn: true"),
     ],
 )
 def test_config_errors_are_clear(kwargs, message):
@@ -100,6 +102,35 @@ def test_cmn_makes_features_independent_of_gain(digit_wav):
     np.testing.assert_allclose(loud, quiet, atol=2e-3)
     no_cmn = CFG.model_copy(update={"cmn": False})
     assert np.abs(extract(x, no_cmn).windows - extract(0.25 * x, no_cmn).windows).max() > 1.0
+
+
+VOICED = CFG.model_copy(update={"cmn_floor_db": 40.0})
+
+
+def test_voiced_cmn_ignores_what_is_quiet_around_the_word(digit_wav):
+    """With cmn_floor_db, frames 40 dB below the loudest do not enter the mean: faint noise in the padding around a
+    short word leaves the word's frames as they were, where the all-frames mean moves them."""
+    x = decode(digit_wav, 8000).samples
+    pad = np.zeros(2000, np.float32)
+    hiss = np.random.default_rng(0).normal(0, 1e-4, 2000).astype(np.float32)  # ~60 dB below the word
+    clean, noisy = np.concatenate([pad, x, pad]), np.concatenate([hiss, x, hiss])
+    word = slice(30, 70)  # frames of the centred word (the clip is ~0.4 s of the 1-s window)
+    for cfg, moves in [(VOICED, False), (CFG, True)]:
+        a, b = extract(clean, cfg).windows[0, word], extract(noisy, cfg).windows[0, word]
+        assert bool(np.abs(a - b).max() > 0.5) is moves, cfg
+
+
+def test_cvn_gives_unit_deviation_over_the_voiced_frames(digit_wav):
+    cfg = VOICED.model_copy(update={"cvn": True})
+    x = decode(digit_wav, 8000).samples
+    windows, _ = frame(x, cfg)
+    mel = np.matmul(mel_basis(cfg), power_spectrogram(windows, cfg))[0]
+    energy = 10 * np.log10(np.maximum(mel.sum(axis=0), 1e-10))
+    voiced = energy >= energy.max() - 40
+    assert 10 < voiced.sum() < 101
+    feats = featurize(windows, cfg)[0, voiced]
+    np.testing.assert_allclose(feats.mean(axis=0), 0, atol=1e-4)
+    np.testing.assert_allclose(feats.std(axis=0), 1, atol=1e-3)
 
 
 def test_log1p_scale_is_musicnns_input(instrument_flac):

@@ -16,6 +16,8 @@ CONFIGS = {
     "fsdd (mfcc)": FSDD_CFG,
     "fsdd logmel": FSDD_CFG.model_copy(update={"kind": "logmel"}),
     "fsdd cmn": FSDD_CFG.model_copy(update={"cmn": True}),
+    "fsdd voiced cmvn": FSDD_CFG.model_copy(update={"cmn_floor_db": 40.0, "cvn": True}),
+    "fsdd logmel voiced cmn": FSDD_CFG.model_copy(update={"kind": "logmel", "cmn_floor_db": 40.0}),
     "instruments (logmel, 16 kHz)": load_config(ROOT / "configs" / "instruments.yaml").features,
     "instruments musicnn (log1p)": load_config(ROOT / "configs" / "instruments-musicnn.yaml").features,
 }

@@ -65,3 +65,11 @@ def test_training_turns_cmn_on_but_old_metadata_keeps_it_off():
 
     assert TrainConfig().features.cmn is True
     assert FeatureConfig.model_validate({"sample_rate": 8000}).cmn is False
+
+
+def test_a_partial_features_section_keeps_trainings_cmn():
+    """`--set features.n_mfcc=13` (or a YAML features section without cmn) changes n_mfcc only: it once built
+    FeatureConfig's own default, cmn off, so such ablation rows silently lost the mean normalisation."""
+    assert load_config(overrides=["features.n_mfcc=13"]).features.cmn is True
+    assert load_config(overrides=["features.kind=logmel"]).features.cmn is True
+    assert load_config(overrides=["features.cmn=false"]).features.cmn is False
