@@ -4,8 +4,9 @@ Keras runs (TensorFlow here, JAX or torch on a GPU), so features can move to the
 Step for step what `features.featurize` does with librosa: a centred, zero-padded STFT with the periodic Hann
 window, the power spectrum, the cached mel filter bank (the very array librosa builds, see features.mel_basis),
 10 log10 with a 1e-10 floor, the per-window `top_db` floor, then for MFCC the orthonormal DCT-II as a matrix
-product, and the per-window normalisation when `cmn` (features.normalise). Float32 throughout, so values differ from librosa's by
-float32 rounding of a different order of operations (tests/audiocore/test_ops_features.py states the bound).
+product, and the per-window normalisation when `cmn` (features.normalise). Float32 throughout, so values differ
+from librosa's by float32 rounding of a different order of operations (tests/audiocore/test_ops_features.py states
+the bound).
 Deltas (librosa's Savitzky-Golay filter with its edge handling) are not implemented here: `supports(cfg)` says
 which configs this path computes.
 

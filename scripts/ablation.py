@@ -124,6 +124,10 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
         "vtlp+ema+cmn-voiced with frames within 50 dB of the loudest instead of 40",
         [*VTLP, "fit.ema_momentum=0.99", "features.cmn_floor_db=50"],
     ),
+    "vtlp+members3+cmn-voiced": (
+        "vtlp+members3 (the quality recipe) with the cepstral mean over the frames within 40 dB of the loudest",
+        [*VTLP, "model.members=3", "features.cmn_floor_db=40"],
+    ),
 }
 
 
