@@ -109,18 +109,14 @@ def features_from_power(power: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
 def normalise(feats: np.ndarray, mel: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     """Per-window cepstral mean (and with cvn variance) normalisation of (n, coefficients, frames) features, over
     every frame or, with cmn_floor_db, over the frames within that many dB of the window's loudest (mel energy)."""
-    if cfg.cmn_floor_db is None:
-        weights = np.ones((feats.shape[0], 1, feats.shape[2]), dtype=np.float32)
-    else:
+    frames: np.ndarray | bool = True  # every frame: the plain per-window mean
+    if cfg.cmn_floor_db is not None:
         energy = 10 * np.log10(np.maximum(mel.sum(axis=1, keepdims=True), np.float32(1e-10)))  # (n, 1, frames)
-        weights = (energy >= energy.max(axis=2, keepdims=True) - np.float32(cfg.cmn_floor_db)).astype(np.float32)
-    count = weights.sum(axis=2, keepdims=True)
-    mean = (feats * weights).sum(axis=2, keepdims=True) / count
-    out = feats - mean
+        frames = energy >= energy.max(axis=2, keepdims=True) - np.float32(cfg.cmn_floor_db)
+    out = feats - feats.mean(axis=2, keepdims=True, where=frames)
     if cfg.cvn:
-        std = np.sqrt((out * out * weights).sum(axis=2, keepdims=True) / count)
-        out = out / np.maximum(std, np.float32(1e-3))
-    return out.astype(np.float32)
+        out = out / np.maximum(np.sqrt((out * out).mean(axis=2, keepdims=True, where=frames)), np.float32(1e-3))
+    return out
 
 
 def featurize(windows: np.ndarray, cfg: FeatureConfig) -> np.ndarray:

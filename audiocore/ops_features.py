@@ -79,15 +79,15 @@ def _normalise(feats, mel, cfg: FeatureConfig):
     """features.normalise on (n, frames, coefficients): the mean (and with cvn the deviation) over every frame, or
     over the frames within cmn_floor_db of the window's loudest mel energy."""
     if cfg.cmn_floor_db is None:
-        weights = ops.ones_like(feats[:, :, :1])
+        mean = lambda x: ops.mean(x, axis=1, keepdims=True)  # noqa: E731
     else:
         energy = 10.0 * ops.log10(ops.maximum(ops.sum(mel, axis=2, keepdims=True), 1e-10))  # (n, frames, 1)
         weights = ops.cast(energy >= ops.max(energy, axis=1, keepdims=True) - cfg.cmn_floor_db, "float32")
-    count = ops.sum(weights, axis=1, keepdims=True)
-    out = feats - ops.sum(feats * weights, axis=1, keepdims=True) / count
+        count = ops.sum(weights, axis=1, keepdims=True)
+        mean = lambda x: ops.sum(x * weights, axis=1, keepdims=True) / count  # noqa: E731
+    out = feats - mean(feats)
     if cfg.cvn:
-        std = ops.sqrt(ops.sum(out * out * weights, axis=1, keepdims=True) / count)
-        out = out / ops.maximum(std, 1e-3)
+        out = out / ops.maximum(ops.sqrt(mean(out * out)), 1e-3)
     return out
 
 
