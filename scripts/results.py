@@ -24,6 +24,7 @@ OUT = ROOT / "runs" / "results"
 PY = sys.executable
 
 FSDD_TRAIN = ["train", "--data", f"{DATA}/fsdd", "--no-register"]
+SPEECH = "configs/fsdd-speech.yaml"
 
 
 def instruments_cv(config: str, repeats: int, *overrides: str) -> list[str]:
@@ -37,6 +38,9 @@ RUNS = {
     "fsdd-official-repeat": FSDD_TRAIN,
     # issue 12's protocols: held-out speakers with the defaults, instruments under stratified 5-fold
     "fsdd-speaker": ["cv", "--data", f"{DATA}/fsdd", "--group-column", "speaker"],
+    # the pretrained speech embedding (training.backbones) with a logistic clip head: the recipe for new voices
+    "fsdd-speech-speaker": ["cv", "--data", f"{DATA}/fsdd", "--group-column", "speaker", "--config", SPEECH],
+    "fsdd-speech-official": [*FSDD_TRAIN, "--config", SPEECH],
     "instruments-kfold": instruments_cv("configs/instruments.yaml", 1),
     # the pretrained backbone (training.backbones) with a linear head, repeated stratified 5-fold
     "instruments-musicnn-kfold": instruments_cv("configs/instruments-musicnn.yaml", 3),

@@ -113,12 +113,14 @@ class ModelConfig(_Strict):
         description="A bidirectional GRU of this many units over the conv blocks' frames (frequency and channels "
         "flattened) before the global pooling, so the order of sounds within a window counts; 0 = none.",
     )
-    backbone: Literal["none", "musicnn_vgg"] = Field(
+    backbone: Literal["none", "musicnn_vgg", "speech_embedding"] = Field(
         "none",
-        description="'musicnn_vgg': a frozen pretrained music tagger (training.backbones; weights from the PyPI "
-        "package musicnn, ISC) turns each window into an embedding and only a dense head is trained, on "
-        "embeddings computed once; the conv_blocks, global_pool and gru_units settings are then unused. Needs "
-        "musicnn's input features and augment.enabled=false (configs/instruments-musicnn.yaml).",
+        description="A frozen pretrained network (training.backbones) turns each window into an embedding and only "
+        "the head is trained, on embeddings computed once; the conv_blocks, global_pool and gru_units settings are "
+        "then unused, and augment.enabled must be false. 'musicnn_vgg': a music tagger (weights from the PyPI "
+        "package musicnn, ISC; configs/instruments-musicnn.yaml has its input features). 'speech_embedding': "
+        "Google's speech embedding (Apache-2.0; weights from the ONNX file of the PyPI package openwakeword), for "
+        "spoken words and new voices (configs/fsdd-speech.yaml has its input features).",
     )
     head: Literal["dense", "pooled_logistic"] = Field(
         "dense",
@@ -236,14 +238,14 @@ class TrainConfig(_Strict):
     def _backbone_fits(self) -> "TrainConfig":
         if self.model.head == "pooled_logistic" and self.model.backbone == "none":
             raise ValueError("model.head=pooled_logistic pools a backbone's embeddings: set model.backbone too")
-        if self.model.backbone == "musicnn_vgg":
+        if self.model.backbone != "none":
             from training.backbones import check_features
 
-            check_features(self.features)
+            check_features(self.model.backbone, self.features)
             if self.augment.enabled:
                 raise ValueError(
-                    "model.backbone=musicnn_vgg trains its head on embeddings computed once per window, so "
-                    "windows cannot be re-augmented each epoch: set augment.enabled=false"
+                    f"model.backbone={self.model.backbone} trains its head on embeddings computed once per window, "
+                    "so windows cannot be re-augmented each epoch: set augment.enabled=false"
                 )
         return self
 

@@ -298,12 +298,12 @@ def _fit_head_on_backbone(cfg: TrainConfig, X, tables: dict, n_classes: int, wei
     """A frozen pretrained backbone (training.backbones) embeds every training and validation window once; the
     head is fitted on those embeddings (seconds per epoch instead of a backbone pass per window per epoch); the
     model saved is backbone + head, features in, probabilities out, like the CNN."""
-    from training.backbones import EMBEDDING_DIM, musicnn_vgg
+    from training import backbones
 
-    backbone = musicnn_vgg()
+    backbone = backbones.build(cfg.model.backbone, cfg.features)
     emb = {name: embed(backbone, X, tables[name].row) for name in ("train", "val")}
     targets = {name: one_hot(tables[name].y, n_classes) for name in ("train", "val")}
-    head = build_head(cfg.model, EMBEDDING_DIM, n_classes, *standardisation(emb["train"][:, None, :]))
+    head = build_head(cfg.model, backbone.output.shape[-1], n_classes, *standardisation(emb["train"][:, None, :]))
     _compile(head, cfg.fit, -(-len(emb["train"]) // cfg.fit.batch_size))
     history = head.fit(
         emb["train"],
@@ -327,9 +327,9 @@ def _fit_pooled_logistic(cfg: TrainConfig, X, tables: dict, labels: list[str]):
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    from training.backbones import musicnn_vgg
+    from training import backbones
 
-    backbone = musicnn_vgg()
+    backbone = backbones.build(cfg.model.backbone, cfg.features)
     pooled, targets = {}, {}
     for name in ("train", "val"):
         table = tables[name]

@@ -20,6 +20,7 @@ CONFIGS = {
     "fsdd logmel voiced cmn": FSDD_CFG.model_copy(update={"kind": "logmel", "cmn_floor_db": 40.0}),
     "instruments (logmel, 16 kHz)": load_config(ROOT / "configs" / "instruments.yaml").features,
     "instruments musicnn (log1p)": load_config(ROOT / "configs" / "instruments-musicnn.yaml").features,
+    "fsdd speech embedding (16 kHz, 60-3800 Hz)": load_config(ROOT / "configs" / "fsdd-speech.yaml").features,
 }
 # Measured on FSDD and instrument clips: MFCC (values up to ~320) within 7.3e-4 (the whole test split), log-mel dB
 # (up to 100) within 1.5e-3, mostly at the dB floor. The bound leaves room for other BLAS/FFT builds.
