@@ -18,13 +18,14 @@ layer flattened (2 x 128) and the mean and the max over time and frequency of th
 synthesized speech data", arXiv:2002.01322; TF Hub google/speech_embedding/1, Apache-2.0), trained on a large
 corpus of speech to tell words apart whoever says them: on FSDD's held-out speakers it is the lever the CNN
 trained on five voices lacks (docs/results.md). Its weights are read from the ONNX file that the PyPI package
-`openwakeword` 0.4.0 ships (openWakeWord's re-implementation of the TF Hub module; code Apache-2.0, and its README
-names this model's licence as Google's Apache-2.0, while it puts its own wake-word models, which are not used here,
-under CC BY-NC-SA 4.0), parsed with the `onnx` package. Input: 32 log-mel bands at 16 kHz (n_fft 512, hop 160,
-60-3800 Hz, librosa's Slaney filter bank: the ONNX file's own filter matrix, equal to the last digit), in dB with
-an 80 dB floor; the first layer maps audiocore's dB to the model's scale. The network slides over time with a
-stride of 8 frames and a receptive field of 76 (0.76 s), so it runs over a whole window at once (any window of
-76 frames or more) and gives one 96-dimensional embedding per 8 frames; the output is their mean and their max
+`openwakeword` 0.4.0 ships (openWakeWord's re-implementation of the TF Hub module; code Apache-2.0). Its README
+says the model is Google's under Apache-2.0, and also that "all of the included pre-trained models" are CC BY-NC-SA
+4.0 because of their training data: docs/training.md quotes both. The file is parsed with the `onnx` package.
+Input: 32 log-mel bands at 16 kHz (n_fft 512, hop 160, 60-3800 Hz, librosa's Slaney filter bank: the ONNX file's
+own filter matrix, equal to the last digit), in dB with an 80 dB floor; the first layer maps audiocore's dB to the
+model's scale. The network slides over time with a stride of 8 frames and a receptive field of 76 (0.76 s), so it
+runs over a whole window at once (any window of 76 frames or more) and gives one 96-dimensional embedding per 8
+frames; the output is their mean and their max
 over the window (`SPEECH_EMBEDDING_DIM` = 192).
 """
 
