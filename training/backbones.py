@@ -190,7 +190,7 @@ def speech_onnx_path() -> Path:
     return path
 
 
-def speech_embedding(frames: int = 101, name: str = "speech_embedding") -> keras.Model:
+def speech_embedding(frames: int, name: str = "speech_embedding") -> keras.Model:
     """(batch, frames, 32) log-mel dB windows -> (batch, 192): the mean and the max over the window of Google's
     speech embedding, one per 8 frames. Rebuilt layer by layer from the ONNX graph (a plain chain: padding, 20
     convolutions, one batch normalisation, ReLU / leaky ReLU with a floor at -0.4, max pooling); frozen."""
