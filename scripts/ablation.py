@@ -3,7 +3,8 @@
 `python scripts/ablation.py [--variants NAME ...] [--speakers S ...]` trains every variant with each listed
 speaker held out (test = that speaker; validation drawn from the other five speakers' clips, as `cv` does), one
 run at a time, into runs/ablation/<variant>/<speaker>/, skips runs already finished, and prints a Markdown table of
-test accuracy per speaker, their mean and the fit time, with the machine, the date and the command template.
+test accuracy per speaker, their mean and the fit time (a teacher's included), with the machine, the date and the
+command template.
 
 The default speakers are the three hardest of the issue's leave-one-speaker-out figures (george, jackson,
 nicolas): a full six-fold `cv` per variant would take ~20 minutes on 2 cores; this takes ~9. Variants change
@@ -37,6 +38,7 @@ WIDE = "model.conv_blocks=[{filters: 32}, {filters: 64}, {filters: 128, pool: 1}
 DROPOUT = (
     "model.conv_blocks=[{filters: 16, dropout: 0.1}, {filters: 32, dropout: 0.1}, {filters: 64, pool: 1, dropout: 0.1}]"
 )
+TEACHER = "teacher.config=configs/fsdd-speech.yaml"
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "before": ("recipe before issue 12 (stretch, pitch at p=0.25, +/-2 semitones)", BEFORE),
     "whole-speaker-val": ("as 'before', validation = one whole other speaker", [*BEFORE, "data.val_split=group"]),
@@ -128,6 +130,35 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
         "vtlp+members3 (the quality recipe) with the cepstral mean over the frames within 40 dB of the loudest",
         [*VTLP, "model.members=3", "features.cmn_floor_db=40"],
     ),
+    "vtlp+ema+teacher": (
+        "vtlp+ema + targets blended half and half with the speech-embedding teacher's out-of-speaker probabilities "
+        "(T=2; teacher.config=configs/fsdd-speech.yaml): served as one CNN",
+        [*VTLP, "fit.ema_momentum=0.99", TEACHER],
+    ),
+    "vtlp+ema+teacher-fitted": (
+        "vtlp+ema+teacher with one teacher fitted on all training speakers (teacher.cross_fit=false)",
+        [*VTLP, "fit.ema_momentum=0.99", TEACHER, "teacher.cross_fit=false"],
+    ),
+    "vtlp+ema+teacher-t1": (
+        "vtlp+ema+teacher at temperature 1 (the teacher's probabilities as they are)",
+        [*VTLP, "fit.ema_momentum=0.99", TEACHER, "teacher.temperature=1"],
+    ),
+    "vtlp+ema+teacher-t4": (
+        "vtlp+ema+teacher at temperature 4 (softer)",
+        [*VTLP, "fit.ema_momentum=0.99", TEACHER, "teacher.temperature=4"],
+    ),
+    "vtlp+ema+teacher-30ep": (
+        "vtlp+ema+teacher with 30 epochs instead of 20 (the best epoch was the 19th or 20th in every fold)",
+        [*VTLP, "fit.ema_momentum=0.99", TEACHER, "fit.epochs=30"],
+    ),
+    "vtlp-seed2+ema+teacher": (
+        "vtlp+ema+teacher with seed 2: does it hold with another seed? (compare vtlp-seed2+ema)",
+        [*VTLP, "seed=2", "fit.ema_momentum=0.99", TEACHER],
+    ),
+    "vtlp+ema+teacher-w25": (
+        "vtlp+ema+teacher with the teacher's share at 0.25 instead of 0.5",
+        [*VTLP, "fit.ema_momentum=0.99", TEACHER, "teacher.weight=0.25"],
+    ),
 }
 
 
@@ -161,7 +192,7 @@ def table(results: dict[str, dict[str, dict]], speakers: list[str]) -> str:
         accs = [runs[s]["test"]["accuracy"] for s in speakers]
         mean = sum(accs) / len(accs)
         first = mean if first is None else first
-        fit = sum(runs[s]["timing"]["fit_s"] for s in speakers) / len(speakers)
+        fit = sum(runs[s]["timing"]["fit_s"] + runs[s]["timing"].get("teacher_s", 0) for s in speakers) / len(speakers)
         cells = " | ".join(f"{a:.3f}" for a in accs)
         lines.append(
             f"| {variant} | {VARIANTS[variant][0]} | {cells} | **{mean:.3f}** | {mean - first:+.3f} | {fit:.0f} |"

@@ -205,6 +205,32 @@ class FitConfig(_Strict):
     augment_workers: int = Field(1, ge=1, le=64, description="Processes preparing augmented batches.")
 
 
+class TeacherConfig(_Strict):
+    config: Path | None = Field(
+        None,
+        description="None: off. A training config file (e.g. configs/fsdd-speech.yaml): a teacher trained with it "
+        "on this run's split (its own features, model and fit; this run's data section and seed) before the "
+        "CNN, whose training windows then learn from the labels blended with the teacher's clip probabilities. "
+        "The teacher is not saved with the model: serving costs what the CNN costs.",
+    )
+    weight: float = Field(
+        0.5,
+        gt=0,
+        le=0.5,
+        description="Share of the teacher in each training target: (1 - weight) x one-hot + weight x teacher; at "
+        "most 0.5, so the labelled class stays the largest entry (the one class weights look up).",
+    )
+    cross_fit: bool = Field(
+        True,
+        description="True: every training clip's teacher probabilities come from a teacher that did not train on "
+        "it (one per training group, e.g. speaker, fitted on the other groups; k stratified folds without groups): "
+        "how the teacher sees a voice it has not heard. False: one teacher on all training clips.",
+    )
+    temperature: float = Field(
+        2.0, gt=0, description="The teacher's clip probabilities p become p^(1/T), renormalised: T > 1 softens them."
+    )
+
+
 # Where training's recipe differs from FeatureConfig's own defaults (which keep old model metadata meaning what it
 # meant): applied to a partial `features` section too, so `--set features.n_mfcc=13` changes only n_mfcc.
 TRAINING_FEATURE_DEFAULTS = {"cmn": True}
@@ -217,6 +243,7 @@ class TrainConfig(_Strict):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     fit: FitConfig = Field(default_factory=FitConfig)
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     class_weight: Literal["balanced", "none"] | dict[str, float] = Field(
         "balanced", description="'balanced' (scikit-learn's formula on training windows), 'none', or label->weight."
     )
@@ -249,6 +276,20 @@ class TrainConfig(_Strict):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _teacher_loads(self) -> "TrainConfig":
+        if self.teacher.config is None:
+            return self
+        if self.model.backbone != "none" or self.model.teachers or self.model.members > 1:
+            raise ValueError("teacher.config teaches one CNN: set model.backbone=none, members=1 and teachers=0")
+        try:
+            inner = load_config(self.teacher.config)
+        except ConfigError as exc:
+            raise ValueError(f"teacher.config: {exc}") from None
+        if inner.teacher.config is not None:
+            raise ValueError(f"teacher.config {self.teacher.config} has a teacher of its own; one level only")
+        return self
+
 
 class ConfigError(ValueError):
     """A config file or override is invalid; the message names the key."""
@@ -265,6 +306,10 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
         raw = loaded
+        teacher = raw.get("teacher")
+        if isinstance(teacher, dict) and isinstance(teacher.get("config"), str):
+            # a config file names its teacher's file relative to itself (an override: relative to the cwd)
+            teacher["config"] = str(path.parent / teacher["config"])
     for item in overrides or []:
         key, sep, value = item.partition("=")
         if not sep or not key:

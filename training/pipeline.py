@@ -112,9 +112,12 @@ def train_dataset(
     n_classes: int,
     workers: int = 1,
     mixup_alpha: float = 0.0,
+    targets: np.ndarray | None = None,
 ) -> tuple[tf.data.Dataset, Callable[[], None]]:
-    """Shuffled batches of (features, one-hot target), augmented afresh each epoch when `augmenter` is given,
-    and then mixed up (`mixup_alpha` > 0; in this process, seeded by (seed, epoch, batch) as well).
+    """Shuffled batches of (features, target), augmented afresh each epoch when `augmenter` is given, and then
+    mixed up (`mixup_alpha` > 0; in this process, seeded by (seed, epoch, batch) as well). The target of window i
+    is `targets[i]` (a probability row per window of `table`, e.g. labels blended with a teacher's), one-hot
+    labels by default.
 
     `X_clean` (an array or a FeatureStore) holds the clean features, window i of `table` at row table.row[i];
     `waveforms` (a list or a WaveStore) the clips. Augmentation runs in worker processes, not threads: numpy code
@@ -127,6 +130,9 @@ def train_dataset(
     (seed, e, b), so the batches are the same however many workers build them.
     """
     n = len(table.y)
+    targets = one_hot(table.y, n_classes) if targets is None else np.asarray(targets, dtype=np.float32)
+    if targets.shape != (n, n_classes):
+        raise ValueError(f"targets have shape {targets.shape}; the table needs ({n}, {n_classes})")
     epoch = {"n": 0}
     pool = None
     if augmenter is not None:
@@ -143,11 +149,11 @@ def train_dataset(
         jobs = [(seed, e, b, order[lo : lo + batch_size]) for b, lo in enumerate(range(0, n, batch_size))]
         if pool is None:
             for _, _, _, pos in jobs:
-                yield X_clean[table.row[pos]], one_hot(table.y[pos], n_classes)
+                yield X_clean[table.row[pos]], targets[pos]
             return
         made = bounded_imap(pool, augmented_batch, jobs, ahead=AHEAD_PER_WORKER * workers)
-        for (_, _, b, _), (x, y) in zip(jobs, made, strict=True):
-            yield mixup(x, one_hot(y, n_classes), mixup_alpha, np.random.default_rng([seed, e, b, 1]))
+        for (_, _, b, pos), (x, _) in zip(jobs, made, strict=True):
+            yield mixup(x, targets[pos], mixup_alpha, np.random.default_rng([seed, e, b, 1]))
 
     ds = tf.data.Dataset.from_generator(batches, output_signature=_signature(X_clean, n_classes))
     ds = ds.apply(tf.data.experimental.assert_cardinality(-(-n // batch_size))).prefetch(2)

@@ -149,6 +149,24 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _teacher_lines(summary: dict) -> list[str]:
+    teacher = summary.get("teacher")
+    if not teacher:
+        return []
+    cfg = summary["config"]["teacher"]
+    how = (
+        f"{len(teacher['parts'])} teachers, each predicting training clips it did not train on"
+        if cfg["cross_fit"]
+        else "one teacher fitted on all training clips"
+    )
+    return [
+        "",
+        f"Targets: labels blended with the probabilities of the teacher `{teacher['config']}` (its share "
+        f"{cfg['weight']}, temperature {cfg['temperature']}; {how}; {teacher['train_accuracy']:.3f} of the training "
+        f"clips right; {summary['timing']['teacher_s']:.0f} s). The model saved is the CNN alone.",
+    ]
+
+
 def write_report(out: Path, summary: dict, labels: list[str]) -> None:
     out = Path(out)
     eval_split = "test" if summary.get("test") else "val"
@@ -188,6 +206,7 @@ def write_report(out: Path, summary: dict, labels: list[str]) -> None:
         f"Data `{summary['data_path']}` (fingerprint `{summary['fingerprint']}`), {data['clips']} clips, "
         f"{len(labels)} classes. Model tag: `{summary.get('bentoml_tag', 'not registered')}`. "
         f"Trained in {timing['total_s']:.0f} s (fit {timing['fit_s']:.0f} s).",
+        *_teacher_lines(summary),
         "",
         "## Metrics (clip level: a clip's windows are averaged)",
         "",

@@ -20,7 +20,7 @@ from training import dataset as data_mod
 from training import store
 from training.augment import Augmenter
 from training.baseline import run_baseline
-from training.config import FitConfig, TrainConfig
+from training.config import FitConfig, TrainConfig, load_config
 from training.evaluate import metrics, predict_clips
 from training.model import (
     MemberCrossentropy,
@@ -34,7 +34,7 @@ from training.model import (
 )
 from training.pipeline import balanced_class_weights, eval_dataset, one_hot, standardisation, train_dataset
 from training.report import write_report
-from training.windows import clip_bounds
+from training.windows import Windows, clip_bounds
 
 log = logging.getLogger("training")
 
@@ -114,18 +114,13 @@ def train(data: Path, out: Path, cfg: TrainConfig) -> dict:
     log.info("cache %s: decoded clips %s", X.directory.parent, "reused" if ds.cache_hit else "written")
 
     weights = resolve_class_weights(cfg, table_train.y, ds.labels)
-    n_classes = len(ds.labels)
-    callbacks = _callbacks(cfg.fit, out)
+    targets, teacher = None, None
+    if cfg.teacher.config is not None:
+        t = time.perf_counter()
+        targets, teacher = teacher_targets(data, out / "teacher", cfg, ds, table_train)
+        timing["teacher_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    aggregator = MeanProbabilities()
-    if cfg.model.backbone == "none":
-        model, history = _fit_cnn(cfg, X, tables, ds.waveforms, n_classes, weights, callbacks)
-    elif cfg.model.head == "pooled_logistic":
-        model, aggregator, hist = _fit_pooled_logistic(cfg, X, tables, ds.labels)
-        history = keras.callbacks.History()
-        history.history = hist
-    else:
-        model, history = _fit_head_on_backbone(cfg, X, tables, n_classes, weights, callbacks)
+    model, aggregator, history = _fit(cfg, X, tables, ds, out, targets)
     timing["fit_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -147,6 +142,7 @@ def train(data: Path, out: Path, cfg: TrainConfig) -> dict:
         "best_epoch": best_epoch,
         "epochs_run": len(hist["val_loss"]),
         "class_weights": {ds.labels[i]: w for i, w in (weights or {}).items()},
+        "teacher": teacher,
         "data": _data_summary(ds, tables),
         "timing": timing,
         "fingerprint": ds.fingerprint,
@@ -185,6 +181,95 @@ def train(data: Path, out: Path, cfg: TrainConfig) -> dict:
     (out / "metrics.json").write_text(json.dumps(summary, indent=2))
     write_report(out, summary, ds.labels)
     return summary
+
+
+def _fit(cfg: TrainConfig, X, tables: dict, ds: data_mod.Dataset, out: Path, targets: np.ndarray | None = None):
+    """The model of cfg fitted on tables["train"] (validated on tables["val"]): (model, clip aggregator, history).
+    `targets`: the CNN's training targets per window (teacher_targets), one-hot labels if None."""
+    weights = resolve_class_weights(cfg, tables["train"].y, ds.labels)
+    n_classes = len(ds.labels)
+    if cfg.model.backbone == "none":
+        callbacks = _callbacks(cfg.fit, out)
+        model, history = _fit_cnn(cfg, X, tables, ds.waveforms, n_classes, weights, callbacks, targets)
+        return model, MeanProbabilities(), history
+    if cfg.model.head == "pooled_logistic":
+        model, aggregator, hist = _fit_pooled_logistic(cfg, X, tables, ds.labels)
+        history = keras.callbacks.History()
+        history.history = hist
+        return model, aggregator, history
+    model, history = _fit_head_on_backbone(cfg, X, tables, n_classes, weights, _callbacks(cfg.fit, out))
+    return model, MeanProbabilities(), history
+
+
+def teacher_targets(
+    data: Path, out: Path, cfg: TrainConfig, ds: data_mod.Dataset, table: Windows
+) -> tuple[np.ndarray, dict]:
+    """Training targets for the windows of `table` (the CNN's training windows), and a summary for the report.
+
+    Target = (1 - w) x one-hot label + w x the teacher's probabilities for the window's clip, softened by the
+    temperature T (p^(1/T), renormalised), w = cfg.teacher.weight. The teacher is trained here from
+    cfg.teacher.config with this run's data section and seed, so on the same split: it never sees the validation or
+    test clips. It works on its own features (its sample rate, its windows) of the same clips, through the same
+    feature cache. With cfg.teacher.cross_fit, every training clip's probabilities come from a teacher that did not
+    train on it: one teacher per training group (speaker) fitted on the other groups, or k stratified folds of the
+    training clips when the data has no groups (teacher_parts)."""
+    tcfg = load_config(cfg.teacher.config).model_copy(
+        update={"data": cfg.data, "seed": cfg.seed, "register_model": False}
+    )
+    tds = data_mod.load(data, tcfg.data, tcfg.features.sample_rate, tcfg.seed)
+    same = tds.labels == ds.labels and all(np.array_equal(tds.split[k], ds.split[k]) for k in ds.split)
+    if not same:
+        raise RuntimeError("the teacher's split differs from the student's: the same data and seed must split alike")
+    TX, _ = store.clip_features(tds.waveforms, tcfg.features)
+    val = TX.windows(tds.y, tds.split["val"])
+    train_clips = tds.split["train"]
+    parts = teacher_parts(tds, train_clips, cfg.seed) if cfg.teacher.cross_fit else {"all": (train_clips, train_clips)}
+    probs = np.zeros((len(tds.y), len(ds.labels)), np.float32)
+    for name, (held, rest) in parts.items():
+        sub = {"train": TX.windows(tds.y, rest), "val": val}
+        teacher, aggregator, _ = _fit(tcfg, TX, sub, tds, out / name)
+        probs[held] = predict_clips(teacher, TX, TX.windows(tds.y, held), held, aggregator=aggregator)
+    tempered = np.clip(probs, 1e-12, 1) ** (1 / cfg.teacher.temperature)
+    tempered /= tempered.sum(axis=1, keepdims=True)
+    info = {
+        "config": str(cfg.teacher.config),
+        "parts": list(parts),
+        "train_accuracy": float((probs[train_clips].argmax(axis=1) == tds.y[train_clips]).mean()),
+    }
+    right = info["train_accuracy"]
+    log.info("teacher %s (%d fits): %.3f of the training clips right", info["config"], len(parts), right)
+    w = cfg.teacher.weight
+    return (1 - w) * one_hot(table.y, len(ds.labels)) + w * tempered[table.clip], info
+
+
+TEACHER_FOLDS = 5  # cross-fitting without groups
+
+
+def teacher_parts(ds: data_mod.Dataset, train_clips: np.ndarray, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """name -> (clips a teacher predicts, clips it trains on), together covering `train_clips` once: one part per
+    group when every clip has a group (leave one group out), else TEACHER_FOLDS stratified folds (fewer when the
+    smallest class has fewer clips). Every class must stay in every teacher's training clips."""
+    from sklearn.model_selection import StratifiedKFold
+
+    y = ds.y[train_clips]
+    groups = np.array([ds.clips[i].group or "" for i in train_clips])
+    if all(groups) and len(set(groups)) > 1:
+        parts = {str(g): (train_clips[groups == g], train_clips[groups != g]) for g in sorted(set(groups))}
+    else:
+        k = min(TEACHER_FOLDS, int(np.bincount(y).min()))
+        if k < 2:
+            raise ValueError("teacher.cross_fit needs at least 2 training clips of every class: set it to false")
+        folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
+        parts = {f"fold{f}": (train_clips[held], train_clips[rest]) for f, (rest, held) in enumerate(folds)}
+    n_classes = len(ds.labels)
+    for name, (_, rest) in parts.items():
+        missing = sorted(set(range(n_classes)) - set(ds.y[rest].tolist()))
+        if missing:
+            raise ValueError(
+                f"teacher.cross_fit: without {name!r} the training clips have no {[ds.labels[i] for i in missing]}; "
+                "set teacher.cross_fit=false"
+            )
+    return parts
 
 
 def _callbacks(fit: FitConfig, out: Path) -> list:
@@ -255,9 +340,9 @@ def _verbosity() -> int:
     return 1 if sys.stdout.isatty() else 2  # a progress bar on a terminal, a line per epoch in logs
 
 
-def _fit_cnn(cfg: TrainConfig, X, tables: dict, waveforms, n_classes: int, weights, callbacks):
+def _fit_cnn(cfg: TrainConfig, X, tables: dict, waveforms, n_classes: int, weights, callbacks, targets=None):
     """The CNN on features (standardised inside the model with the training windows' statistics), training windows
-    augmented afresh every epoch (worker processes)."""
+    augmented afresh every epoch (worker processes); `targets` per training window, one-hot labels if None."""
     table_train = tables["train"]
     mean, var = standardisation(X, table_train.row)
     augmenter = Augmenter(cfg.augment, cfg.features, mean) if cfg.augment.enabled else None
@@ -271,6 +356,7 @@ def _fit_cnn(cfg: TrainConfig, X, tables: dict, waveforms, n_classes: int, weigh
         n_classes,
         workers=cfg.fit.augment_workers,
         mixup_alpha=cfg.augment.mixup_alpha,
+        targets=targets,
     )
     model = build_model(cfg.model, cfg.features.input_shape, n_classes, mean, var)
     # the model itself, an ensemble's members side by side, or teachers beside the one CNN saved

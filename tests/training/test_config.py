@@ -1,5 +1,7 @@
 """Config: YAML + dotted overrides, validated once, with errors that name the key."""
 
+from pathlib import Path
+
 import pytest
 
 from training.config import ConfigError, TrainConfig, load_config
@@ -73,3 +75,39 @@ def test_a_partial_features_section_keeps_trainings_cmn():
     assert load_config(overrides=["features.n_mfcc=13"]).features.cmn is True
     assert load_config(overrides=["features.kind=logmel"]).features.cmn is True
     assert load_config(overrides=["features.cmn=false"]).features.cmn is False
+
+
+def test_a_config_file_names_its_teacher_relative_to_itself(tmp_path):
+    (tmp_path / "teacher.yaml").write_text("fit:\n  epochs: 2\n")
+    (tmp_path / "student.yaml").write_text("teacher:\n  config: teacher.yaml\n")
+    assert load_config(tmp_path / "student.yaml").teacher.config == tmp_path / "teacher.yaml"
+    # on the command line, relative to the working directory
+    assert str(load_config(None, ["teacher.config=configs/fsdd-speech.yaml"]).teacher.config) == (
+        "configs/fsdd-speech.yaml"
+    )
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["teacher.config=nope.yaml"], "teacher.config: config file nope.yaml does not exist"),
+        (["teacher.config=configs/fsdd-speech.yaml", "model.members=3"], "teaches one CNN"),
+        (["teacher.config=configs/fsdd.yaml", "model.teachers=2"], "teaches one CNN"),
+        (["teacher.config=configs/fsdd-speech.yaml", "teacher.weight=0.8"], "teacher.weight"),
+        (["teacher.config=configs/fsdd-speech.yaml", "teacher.temperature=0"], "teacher.temperature"),
+    ],
+)
+def test_bad_teachers_are_refused_by_name(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, overrides)
+
+
+def test_a_backbone_student_is_refused():
+    with pytest.raises(ConfigError, match="teaches one CNN"):
+        load_config("configs/fsdd-speech.yaml", ["teacher.config=configs/fsdd.yaml"])
+
+
+def test_a_teacher_with_a_teacher_is_refused(tmp_path):
+    (tmp_path / "inner.yaml").write_text(f"teacher:\n  config: {Path('configs/fsdd-speech.yaml').resolve()}\n")
+    with pytest.raises(ConfigError, match="has a teacher of its own"):
+        load_config(None, [f"teacher.config={tmp_path / 'inner.yaml'}"])

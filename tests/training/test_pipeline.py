@@ -217,3 +217,30 @@ def test_training_batches_undo_tensorflows_allocator_setting():
     slow, fast, pages = map(int, out.stdout.split())
     assert slow > pages / 4, out.stdout  # the setting that made epochs slow: many buffers are fresh mmaps
     assert fast < slow / 20, out.stdout
+
+
+def test_batches_carry_the_given_targets_through_augmentation_and_mixup(clips):
+    """Soft targets (a teacher's, training.train.teacher_targets) replace the one-hot labels window by window, in
+    the batch's order, with or without augmentation; mixup mixes them as it mixes labels."""
+    waves, y = clips
+    X, table = clean_features(waves, y, np.arange(len(waves)), CFG)
+    targets = np.random.default_rng(0).dirichlet(np.ones(N_CLASSES), len(table.y)).astype(np.float32)
+    aug = Augmenter(AugmentConfig(), CFG, standardisation(X)[0])
+    clean, stop_clean = train_dataset(X, table, waves, None, 4, 3, N_CLASSES, targets=targets)
+    augmented, stop_aug = train_dataset(X, table, waves, aug, 4, 3, N_CLASSES, targets=targets)
+    mixed, stop_mixed = train_dataset(X, table, waves, aug, 4, 3, N_CLASSES, mixup_alpha=0.4, targets=targets)
+    try:
+        a, b, c = batches(clean, 1)[0], batches(augmented, 1)[0], batches(mixed, 1)[0]
+    finally:
+        stop_aug()
+        stop_mixed()
+    window = {np.asarray(X[r]).tobytes(): i for i, r in enumerate(table.row)}
+    for x, t in a:  # clean windows: each batch row's target is its own window's
+        for xi, ti in zip(x, t, strict=True):
+            np.testing.assert_array_equal(ti, targets[window[xi.tobytes()]])
+    for (_, ta), (_, tb), (_, tc) in zip(a, b, c, strict=True):
+        np.testing.assert_array_equal(ta, tb)  # the same order: batch b of epoch e holds the same windows
+        np.testing.assert_allclose(tc.sum(axis=1), 1, atol=1e-5)
+    assert any(not np.array_equal(ta, tc) for (_, ta), (_, tc) in zip(a, c, strict=True))
+    with pytest.raises(ValueError, match="targets have shape"):
+        train_dataset(X, table, waves, None, 4, 3, N_CLASSES, targets=targets[:-1])

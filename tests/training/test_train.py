@@ -1,11 +1,14 @@
-"""training.train's choices: the learning rate (a constant for ReduceLROnPlateau, or warm-up then cosine decay) and the
-weight-averaging momentum."""
+"""training.train's choices: the learning rate (a constant for ReduceLROnPlateau, or warm-up then cosine decay), the
+weight-averaging momentum, and which clips each cross-fitted teacher trains on and predicts."""
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from training.config import FitConfig
-from training.train import ema_momentum, learning_rate
+from training.dataset import Clip, Dataset
+from training.train import TEACHER_FOLDS, ema_momentum, learning_rate, teacher_parts
 
 
 def test_plateau_is_a_constant_rate():
@@ -33,3 +36,46 @@ def test_weight_averaging_spans_at_most_three_epochs():
     assert ema_momentum(FitConfig(), 4) == pytest.approx(1 - 1 / 12)
     assert ema_momentum(FitConfig(ema_momentum=0), 36) == 0.0
     assert ema_momentum(FitConfig(ema_momentum=0.9), 4) == 0.9
+
+
+def dataset(groups: list[str | None], per_class: int, n_classes: int = 3) -> Dataset:
+    clips = [
+        Clip(Path(f"{c}_{i}.wav"), str(c), group=groups[i % len(groups)])
+        for c in range(n_classes)
+        for i in range(per_class)
+    ]
+    return Dataset(clips=clips, waveforms=None, labels=[str(c) for c in range(n_classes)], split={})
+
+
+def test_teacher_parts_leave_one_group_out_and_cover_every_training_clip_once():
+    ds = dataset(["ann", "bob", "cyd", "dan"], per_class=8)
+    train_clips = np.flatnonzero(np.array([c.group != "dan" for c in ds.clips]))  # dan: validation / test
+    parts = teacher_parts(ds, train_clips, seed=1)
+    assert list(parts) == ["ann", "bob", "cyd"]
+    held = np.concatenate([h for h, _ in parts.values()])
+    assert sorted(held.tolist()) == train_clips.tolist()
+    for g, (h, rest) in parts.items():
+        assert {ds.clips[i].group for i in h} == {g} and g not in {ds.clips[i].group for i in rest}
+        assert set(rest) <= set(train_clips) and not set(h) & set(rest)
+
+
+def test_teacher_parts_without_groups_are_stratified_folds():
+    ds = dataset([None], per_class=10)
+    parts = teacher_parts(ds, np.arange(30), seed=1)
+    assert list(parts) == [f"fold{f}" for f in range(TEACHER_FOLDS)]
+    for h, rest in parts.values():
+        assert np.bincount(ds.y[h]).tolist() == [2, 2, 2] and len(rest) == 24
+    again = teacher_parts(ds, np.arange(30), seed=1)
+    assert all(np.array_equal(parts[k][0], again[k][0]) for k in parts)  # seeded
+    small = dataset([None], per_class=3)
+    assert len(teacher_parts(small, np.arange(9), seed=1)) == 3  # fewer folds than the smallest class's clips
+
+
+def test_teacher_parts_refuse_a_class_found_in_one_group_only():
+    ds = dataset(["ann", "bob"], per_class=4)
+    ds.clips.append(Clip(Path("solo.wav"), "3", group="ann"))
+    ds.labels.append("3")
+    with pytest.raises(ValueError, match=r"without 'ann' the training clips have no \['3'\]"):
+        teacher_parts(ds, np.arange(len(ds.clips)), seed=1)
+    with pytest.raises(ValueError, match="at least 2 training clips of every class"):
+        teacher_parts(dataset([None], per_class=1), np.arange(3), seed=1)

@@ -168,6 +168,28 @@ def test_distillation_saves_only_the_student(slice_manifest, tmp_path):
     assert m["val"]["accuracy"] == pytest.approx(history[m["best_epoch"] - 1], abs=1e-6)
 
 
+def test_a_pretrained_teacher_shapes_the_targets_and_only_the_cnn_is_saved(slice_manifest, run, tmp_path):
+    """teacher.config: the speech-embedding recipe is trained first, cross-fitted (no groups here: 5 stratified
+    folds of the training clips), and its out-of-fold probabilities enter the CNN's targets; the saved model is the
+    same CNN as without a teacher (the serving cost), and `evaluate` reproduces its test accuracy."""
+    out = tmp_path / "taught"
+    args = ["train", "--data", str(slice_manifest), "--out", str(out), *FAST, "--no-register"]
+    assert main([*args, "--set", "teacher.config=configs/fsdd-speech.yaml"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["teacher"]["parts"] == [f"fold{f}" for f in range(5)]
+    assert m["teacher"]["train_accuracy"] > 0.8  # two voices it partly heard: a teacher worth learning from
+    assert m["timing"]["teacher_s"] > 0 and m["config"]["teacher"]["cross_fit"] is True
+    assert "Targets: labels blended with the probabilities of the teacher" in (out / "report.md").read_text()
+    taught, _, _ = artifact.load(out / "model")
+    plain, _, _ = artifact.load(run / "model")
+    assert taught.count_params() == plain.count_params()
+    assert [type(layer).__name__ for layer in taught.layers] == [type(layer).__name__ for layer in plain.layers]
+    scored = tmp_path / "eval.json"
+    cmd = ["evaluate", "--model", str(out / "model"), "--data", str(slice_manifest), "--split", "test"]
+    assert main([*cmd, "--output", str(scored)]) == 0
+    assert json.loads(scored.read_text())["accuracy"] == pytest.approx(m["test"]["accuracy"])
+
+
 def test_weight_averaging_validates_and_saves_the_averaged_weights(slice_manifest, tmp_path):
     """fit.ema_momentum: the weights validated each epoch, kept by early stopping and saved are the moving average:
     the saved model scores the validation clips exactly as the history says the best epoch did."""
