@@ -128,14 +128,14 @@ def shift_pitch(power: np.ndarray, semitones: float) -> np.ndarray:
 _WORKER: dict = {}
 
 
-def init_worker(augmenter: Augmenter, waveforms: Sequence[np.ndarray], clip, start, y) -> None:
-    _WORKER.update(augmenter=augmenter, waveforms=waveforms, clip=clip, start=start, y=y)
+def init_worker(augmenter: Augmenter, waveforms: Sequence[np.ndarray], clip, start) -> None:
+    _WORKER.update(augmenter=augmenter, waveforms=waveforms, clip=clip, start=start)
 
 
-def augmented_batch(job: tuple[int, int, int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Batch b of epoch e: its randomness depends on (seed, e, b) alone, whichever worker builds it."""
+def augmented_batch(job: tuple[int, int, int, np.ndarray]) -> np.ndarray:
+    """Batch b of epoch e's features (its targets stay with the parent): its randomness depends on (seed, e, b)
+    alone, whichever worker builds it."""
     seed, e, b, pos = job
     w = _WORKER
     rng = np.random.default_rng([seed, e, b])
-    x = w["augmenter"].batch([w["waveforms"][c] for c in w["clip"][pos]], w["start"][pos].tolist(), rng)
-    return x, w["y"][pos]
+    return w["augmenter"].batch([w["waveforms"][c] for c in w["clip"][pos]], w["start"][pos].tolist(), rng)

@@ -168,7 +168,7 @@ class ModelConfig(_Strict):
 
 
 class FitConfig(_Strict):
-    epochs: int = Field(20, ge=1)
+    epochs: int = Field(30, ge=1)
     batch_size: int = Field(64, ge=1)
     learning_rate: float = Field(2e-3, gt=0)
     lr_schedule: Literal["plateau", "cosine"] = Field(
@@ -205,13 +205,17 @@ class FitConfig(_Strict):
     augment_workers: int = Field(1, ge=1, le=64, description="Processes preparing augmented batches.")
 
 
+# The speech-embedding recipe: what the default CNN learns from (docs/training.md, "A pretrained teacher").
+DEFAULT_TEACHER = Path(__file__).resolve().parents[1] / "configs" / "fsdd-speech.yaml"
+
+
 class TeacherConfig(_Strict):
     config: Path | None = Field(
-        None,
-        description="None: off. A training config file (e.g. configs/fsdd-speech.yaml): a teacher trained with it "
-        "on this run's split (its own features, model and fit; this run's data section and seed) before the "
-        "CNN, whose training windows then learn from the labels blended with the teacher's clip probabilities. "
-        "The teacher is not saved with the model: serving costs what the CNN costs.",
+        DEFAULT_TEACHER,
+        description="null: off. A training config file (default: configs/fsdd-speech.yaml, the speech embedding): "
+        "a teacher trained with it on this run's split (its own features, model and fit; this run's data section "
+        "and seed) before the CNN, whose training windows then learn from the labels blended with the teacher's "
+        "clip probabilities. The teacher is not saved with the model: serving costs what the CNN costs.",
     )
     weight: float = Field(
         0.5,
@@ -229,6 +233,11 @@ class TeacherConfig(_Strict):
     temperature: float = Field(
         2.0, gt=0, description="The teacher's clip probabilities p become p^(1/T), renormalised: T > 1 softens them."
     )
+
+    @field_validator("config")
+    @classmethod
+    def _absolute(cls, v: Path | None) -> Path | None:
+        return None if v is None else Path(v).resolve()  # a relative path is relative to the working directory
 
 
 # Where training's recipe differs from FeatureConfig's own defaults (which keep old model metadata meaning what it
@@ -281,7 +290,10 @@ class TrainConfig(_Strict):
         if self.teacher.config is None:
             return self
         if self.model.backbone != "none" or self.model.teachers or self.model.members > 1:
-            raise ValueError("teacher.config teaches one CNN: set model.backbone=none, members=1 and teachers=0")
+            raise ValueError(
+                "teacher.config teaches one CNN: set model.backbone=none, members=1 and teachers=0, or "
+                "teacher.config=null (no teacher)"
+            )
         try:
             inner = load_config(self.teacher.config)
         except ConfigError as exc:
@@ -309,7 +321,7 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
         teacher = raw.get("teacher")
         if isinstance(teacher, dict) and isinstance(teacher.get("config"), str):
             # a config file names its teacher's file relative to itself (an override: relative to the cwd)
-            teacher["config"] = str(path.parent / teacher["config"])
+            teacher["config"] = str(path.resolve().parent / teacher["config"])
     for item in overrides or []:
         key, sep, value = item.partition("=")
         if not sep or not key:

@@ -137,9 +137,7 @@ def train_dataset(
     pool = None
     if augmenter is not None:
         ctx = multiprocessing.get_context("spawn")
-        pool = ctx.Pool(
-            workers, initializer=init_worker, initargs=(augmenter, waveforms, table.clip, table.start, table.y)
-        )
+        pool = ctx.Pool(workers, initializer=init_worker, initargs=(augmenter, waveforms, table.clip, table.start))
 
     def batches():  # called once per epoch
         keep_freed_memory()
@@ -152,7 +150,7 @@ def train_dataset(
                 yield X_clean[table.row[pos]], targets[pos]
             return
         made = bounded_imap(pool, augmented_batch, jobs, ahead=AHEAD_PER_WORKER * workers)
-        for (_, _, b, pos), (x, _) in zip(jobs, made, strict=True):
+        for (_, _, b, pos), x in zip(jobs, made, strict=True):
             yield mixup(x, targets[pos], mixup_alpha, np.random.default_rng([seed, e, b, 1]))
 
     ds = tf.data.Dataset.from_generator(batches, output_signature=_signature(X_clean, n_classes))

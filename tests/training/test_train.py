@@ -71,11 +71,16 @@ def test_teacher_parts_without_groups_are_stratified_folds():
     assert len(teacher_parts(small, np.arange(9), seed=1)) == 3  # fewer folds than the smallest class's clips
 
 
-def test_teacher_parts_refuse_a_class_found_in_one_group_only():
+def test_teacher_parts_fall_back_to_folds_when_a_class_is_in_one_group_only():
+    """Leaving 'ann' out would leave no '3' to learn: stratified folds instead; a class with a single training clip
+    cannot be cross-fitted at all, and the error says what to set."""
     ds = dataset(["ann", "bob"], per_class=4)
-    ds.clips.append(Clip(Path("solo.wav"), "3", group="ann"))
+    ds.clips += [Clip(Path(f"solo{i}.wav"), "3", group="ann") for i in range(2)]
     ds.labels.append("3")
-    with pytest.raises(ValueError, match=r"without 'ann' the training clips have no \['3'\]"):
+    parts = teacher_parts(ds, np.arange(len(ds.clips)), seed=1)
+    assert list(parts) == ["fold0", "fold1"]  # two folds: the smallest class has two clips
+    for _, rest in parts.values():
+        assert set(ds.y[rest].tolist()) == {0, 1, 2, 3}
+    ds.clips.pop()
+    with pytest.raises(ValueError, match="at least 2 training clips of every class.*teacher.config=null"):
         teacher_parts(ds, np.arange(len(ds.clips)), seed=1)
-    with pytest.raises(ValueError, match="at least 2 training clips of every class"):
-        teacher_parts(dataset([None], per_class=1), np.arange(3), seed=1)
