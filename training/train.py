@@ -225,10 +225,23 @@ def teacher_targets(
     train_clips = tds.split["train"]
     parts = teacher_parts(tds, train_clips, cfg.seed) if cfg.teacher.cross_fit else {"all": (train_clips, train_clips)}
     probs = np.zeros((len(tds.y), len(ds.labels)), np.float32)
-    for name, (held, rest) in parts.items():
-        sub = {"train": TX.windows(tds.y, rest), "val": val}
-        teacher, aggregator, _ = _fit(tcfg, TX, sub, tds, out / name)
-        probs[held] = predict_clips(teacher, TX, TX.windows(tds.y, held), held, aggregator=aggregator)
+    if tcfg.model.backbone != "none" and tcfg.model.head == "pooled_logistic":
+        # a frozen backbone: embed every training clip once, then one logistic regression per part
+        from training import backbones
+
+        pooled, y = pooled_clips(
+            backbones.build(tcfg.model.backbone, tcfg.features), TX, TX.windows(tds.y, train_clips)
+        )
+        row = np.empty(len(tds.y), np.int64)
+        row[train_clips] = np.arange(len(train_clips))  # windows() keeps the order of the clips it is given
+        for held, rest in parts.values():
+            head = fit_pooled_head(tcfg, pooled[row[rest]], y[row[rest]], tds.labels)
+            probs[held] = head.probabilities(pooled[row[held]])
+    else:
+        for name, (held, rest) in parts.items():
+            sub = {"train": TX.windows(tds.y, rest), "val": val}
+            teacher, aggregator, _ = _fit(tcfg, TX, sub, tds, out / name)
+            probs[held] = predict_clips(teacher, TX, TX.windows(tds.y, held), held, aggregator=aggregator)
     tempered = np.clip(probs, 1e-12, 1) ** (1 / cfg.teacher.temperature)
     tempered /= tempered.sum(axis=1, keepdims=True)
     info = {
@@ -407,39 +420,46 @@ def _fit_head_on_backbone(cfg: TrainConfig, X, tables: dict, n_classes: int, wei
 
 def _fit_pooled_logistic(cfg: TrainConfig, X, tables: dict, labels: list[str]):
     """A frozen backbone embeds every window once; each training clip becomes the mean and max of its windows'
-    embeddings, and a multinomial logistic regression (standardised input, L2 of strength 1/head_c, the config's
-    class weights over clips) is fitted on those. Returns (backbone, its PooledLogistic clip head, a one-step
-    history of clip-level loss and accuracy on train and val, for the report)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
+    embeddings, and a logistic regression is fitted on those (fit_pooled_head). Returns (backbone, its
+    PooledLogistic clip head, a one-step history of clip-level loss and accuracy on train and val, for the
+    report)."""
     from training import backbones
 
     backbone = backbones.build(cfg.model.backbone, cfg.features)
-    pooled, targets = {}, {}
-    for name in ("train", "val"):
-        table = tables[name]
-        emb = embed(backbone, X, table.row)
-        bounds = clip_bounds(table)
-        pooled[name] = np.stack([PooledLogistic.pool(emb[s]) for s in bounds.values()])
-        targets[name] = np.array([table.y[s.start] for s in bounds.values()])
-    weights = resolve_class_weights(cfg, targets["train"], labels)
-    scaler = StandardScaler().fit(pooled["train"])
-    fit = LogisticRegression(C=cfg.model.head_c, max_iter=5000, class_weight=weights)
-    fit.fit(scaler.transform(pooled["train"]), targets["train"])
+    pooled = {name: pooled_clips(backbone, X, tables[name]) for name in ("train", "val")}
+    head = fit_pooled_head(cfg, *pooled["train"], labels)
+    history = {}
+    for name, prefix in (("train", ""), ("val", "val_")):
+        x, y = pooled[name]
+        probs = head.probabilities(x)
+        picked = np.clip(probs[np.arange(len(probs)), y], 1e-7, 1)
+        history[f"{prefix}loss"] = [float(-np.log(picked).mean())]
+        history[f"{prefix}accuracy"] = [float((probs.argmax(axis=1) == y).mean())]
+    return backbone, head, history
+
+
+def pooled_clips(backbone: keras.Model, X, table: Windows) -> tuple[np.ndarray, np.ndarray]:
+    """(each clip's mean and max window embedding, its label), for the clips of `table` in table order."""
+    emb = embed(backbone, X, table.row)
+    bounds = clip_bounds(table).values()
+    return np.stack([PooledLogistic.pool(emb[s]) for s in bounds]), np.array([table.y[s.start] for s in bounds])
+
+
+def fit_pooled_head(cfg: TrainConfig, pooled: np.ndarray, y: np.ndarray, labels: list[str]) -> PooledLogistic:
+    """A multinomial logistic regression on pooled clip embeddings: standardised input, L2 of strength
+    1/head_c, the config's class weights over clips."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(pooled)
+    fit = LogisticRegression(C=cfg.model.head_c, max_iter=5000, class_weight=resolve_class_weights(cfg, y, labels))
+    fit.fit(scaler.transform(pooled), y)
     coef, bias = fit.coef_.T, fit.intercept_
     if coef.shape[1] == 1:  # two classes: scikit-learn fits one logit, p(class 1) = sigmoid(z) = softmax([0, z])
         coef, bias = np.concatenate([np.zeros_like(coef), coef], axis=1), np.r_[0.0, bias]
     if fit.classes_.tolist() != list(range(coef.shape[1])) or coef.shape[1] != len(labels):
         raise ValueError(f"every class needs training clips; the training split has classes {fit.classes_.tolist()}")
-    head = PooledLogistic(mean=scaler.mean_, scale=scaler.scale_, weights=coef, bias=bias)
-    history = {}
-    for name, prefix in (("train", ""), ("val", "val_")):
-        probs = head.probabilities(pooled[name])
-        picked = np.clip(probs[np.arange(len(probs)), targets[name]], 1e-7, 1)
-        history[f"{prefix}loss"] = [float(-np.log(picked).mean())]
-        history[f"{prefix}accuracy"] = [float((probs.argmax(axis=1) == targets[name]).mean())]
-    return backbone, head, history
+    return PooledLogistic(mean=scaler.mean_, scale=scaler.scale_, weights=coef, bias=bias)
 
 
 def embed(backbone: keras.Model, X, rows: np.ndarray, chunk: int = 256) -> np.ndarray:
