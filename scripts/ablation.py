@@ -163,14 +163,6 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
         "vtlp+ema+teacher with the teacher's share at 0.25 instead of 0.5",
         [*VTLP, "fit.ema_momentum=0.99", TEACHER, "teacher.weight=0.25"],
     ),
-    "vtlp+ema+teacher-40ep": (
-        "vtlp+ema+teacher with 40 epochs (the defaults have 30)",
-        [*VTLP, "fit.ema_momentum=0.99", TEACHER, "fit.epochs=40"],
-    ),
-    "vtlp+ema+teacher-30ep+cmn-voiced": (
-        "vtlp+ema+teacher-30ep (the defaults) + the mean over the voiced frames only (features.cmn_floor_db=40)",
-        [*VTLP, "fit.ema_momentum=0.99", TEACHER, "fit.epochs=30", "features.cmn_floor_db=40"],
-    ),
 }
 
 

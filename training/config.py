@@ -168,7 +168,7 @@ class ModelConfig(_Strict):
 
 
 class FitConfig(_Strict):
-    epochs: int = Field(30, ge=1)
+    epochs: int = Field(20, ge=1)
     batch_size: int = Field(64, ge=1)
     learning_rate: float = Field(2e-3, gt=0)
     lr_schedule: Literal["plateau", "cosine"] = Field(
@@ -205,17 +205,13 @@ class FitConfig(_Strict):
     augment_workers: int = Field(1, ge=1, le=64, description="Processes preparing augmented batches.")
 
 
-# The speech-embedding recipe: what the default CNN learns from (docs/training.md, "A pretrained teacher").
-DEFAULT_TEACHER = Path(__file__).resolve().parents[1] / "configs" / "fsdd-speech.yaml"
-
-
 class TeacherConfig(_Strict):
     config: Path | None = Field(
-        DEFAULT_TEACHER,
-        description="null: off. A training config file (default: configs/fsdd-speech.yaml, the speech embedding): "
-        "a teacher trained with it on this run's split (its own features, model and fit; this run's data section "
-        "and seed) before the CNN, whose training windows then learn from the labels blended with the teacher's "
-        "clip probabilities. The teacher is not saved with the model: serving costs what the CNN costs.",
+        None,
+        description="None: off. A training config file (e.g. configs/fsdd-speech.yaml): a teacher trained with it "
+        "on this run's split (its own features, model and fit; this run's data section and seed) before the "
+        "CNN, whose training windows then learn from the labels blended with the teacher's clip probabilities. "
+        "The teacher is not saved with the model: serving costs what the CNN costs.",
     )
     weight: float = Field(
         0.5,

@@ -119,6 +119,9 @@ def train(data: Path, out: Path, cfg: TrainConfig) -> dict:
         t = time.perf_counter()
         targets, teacher = teacher_targets(data, out / "teacher", cfg, ds, table_train)
         timing["teacher_s"] = time.perf_counter() - t
+        # building the teacher drew random numbers: the CNN starts from the same weights and dropout draws as it
+        # would without a teacher, so the two runs differ by the targets alone (and the figures pair up)
+        keras.utils.set_random_seed(cfg.seed)
     t = time.perf_counter()
     model, aggregator, history = _fit(cfg, X, tables, ds, out, targets)
     timing["fit_s"] = time.perf_counter() - t

@@ -130,7 +130,7 @@ def test_an_ensemble_trains_saves_and_scores_through_the_serving_path(slice_mani
     ensemble, and `evaluate` (the serving feature path) reproduces the run's test accuracy."""
     out = tmp_path / "ens"
     args = ["train", "--data", str(slice_manifest), "--out", str(out), "--epochs", "3", "--set", "fit.batch_size=16"]
-    assert main([*args, "--set", "model.members=2", "--set", "teacher.config=null", "--no-register"]) == 0
+    assert main([*args, "--set", "model.members=2", "--no-register"]) == 0
     m = json.loads((out / "metrics.json").read_text())
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(m["history"]) and len(m["history"]["loss"]) == 3
     assert "ensemble of 2 CNNs" in (out / "report.md").read_text()
@@ -160,7 +160,7 @@ def test_distillation_saves_only_the_student(slice_manifest, tmp_path):
     """model.teachers=2: teachers and student in one fit; the saved model is one CNN, and it is what the run scored."""
     out = tmp_path / "kd"
     args = ["train", "--data", str(slice_manifest), "--out", str(out), "--epochs", "3", "--set", "fit.batch_size=16"]
-    assert main([*args, "--set", "model.teachers=2", "--set", "teacher.config=null", "--no-register"]) == 0
+    assert main([*args, "--set", "model.teachers=2", "--no-register"]) == 0
     m = json.loads((out / "metrics.json").read_text())
     model, _, _ = artifact.load(out / "model")
     assert model.name == "audio_cnn" and not any(layer.name.startswith("teacher") for layer in model.layers)
@@ -168,24 +168,26 @@ def test_distillation_saves_only_the_student(slice_manifest, tmp_path):
     assert m["val"]["accuracy"] == pytest.approx(history[m["best_epoch"] - 1], abs=1e-6)
 
 
-def test_the_default_teacher_shapes_the_targets_and_only_the_cnn_is_saved(run, slice_manifest, tmp_path):
-    """The defaults' teacher (configs/fsdd-speech.yaml) is trained first, cross-fitted (no groups here: 5 stratified
+def test_a_pretrained_teacher_shapes_the_targets_and_only_the_cnn_is_saved(slice_manifest, run, tmp_path):
+    """teacher.config: the speech-embedding recipe is trained first, cross-fitted (no groups here: 5 stratified
     folds of the training clips), and its out-of-fold probabilities enter the CNN's targets; the saved model is the
-    same CNN as without a teacher (the serving cost)."""
-    m = json.loads((run / "metrics.json").read_text())
+    same CNN as without a teacher (the serving cost), and `evaluate` reproduces its test accuracy."""
+    out = tmp_path / "taught"
+    args = ["train", "--data", str(slice_manifest), "--out", str(out), *FAST, "--no-register"]
+    assert main([*args, "--set", "teacher.config=configs/fsdd-speech.yaml"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
     assert m["teacher"]["parts"] == [f"fold{f}" for f in range(5)]
     assert m["teacher"]["train_accuracy"] > 0.8  # two voices it partly heard: a teacher worth learning from
     assert m["timing"]["teacher_s"] > 0 and m["config"]["teacher"]["cross_fit"] is True
-    assert "Targets: labels blended with the probabilities of the teacher" in (run / "report.md").read_text()
-    out = tmp_path / "plain"
-    args = ["train", "--data", str(slice_manifest), "--out", str(out), *FAST, "--no-register"]
-    assert main([*args, "--set", "teacher.config=null"]) == 0
-    assert json.loads((out / "metrics.json").read_text())["teacher"] is None
-    assert "Targets:" not in (out / "report.md").read_text()
-    taught, _, _ = artifact.load(run / "model")
-    plain, _, _ = artifact.load(out / "model")
+    assert "Targets: labels blended with the probabilities of the teacher" in (out / "report.md").read_text()
+    taught, _, _ = artifact.load(out / "model")
+    plain, _, _ = artifact.load(run / "model")
     assert taught.count_params() == plain.count_params()
     assert [type(layer).__name__ for layer in taught.layers] == [type(layer).__name__ for layer in plain.layers]
+    scored = tmp_path / "eval.json"
+    cmd = ["evaluate", "--model", str(out / "model"), "--data", str(slice_manifest), "--split", "test"]
+    assert main([*cmd, "--output", str(scored)]) == 0
+    assert json.loads(scored.read_text())["accuracy"] == pytest.approx(m["test"]["accuracy"])
 
 
 def test_weight_averaging_validates_and_saves_the_averaged_weights(slice_manifest, tmp_path):
