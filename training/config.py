@@ -317,7 +317,7 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
         teacher = raw.get("teacher")
         if isinstance(teacher, dict) and isinstance(teacher.get("config"), str):
             # a config file names its teacher's file relative to itself (an override: relative to the cwd)
-            teacher["config"] = str(path.resolve().parent / teacher["config"])
+            teacher["config"] = str(path.parent / teacher["config"])
     for item in overrides or []:
         key, sep, value = item.partition("=")
         if not sep or not key:

@@ -224,12 +224,12 @@ def teacher_targets(
     if not same:
         raise RuntimeError("the teacher's split differs from the student's: the same data and seed must split alike")
     TX, _ = store.clip_features(tds.waveforms, tcfg.features)
-    val = TX.windows(tds.y, tds.split["val"])
     train_clips = tds.split["train"]
     parts = teacher_parts(tds, train_clips, cfg.seed) if cfg.teacher.cross_fit else {"all": (train_clips, train_clips)}
     probs = np.zeros((len(tds.y), len(ds.labels)), np.float32)
-    if tcfg.model.backbone != "none" and tcfg.model.head == "pooled_logistic":
-        # a frozen backbone: embed every training clip once, then one logistic regression per part
+    if tcfg.model.head == "pooled_logistic":
+        # a frozen backbone (the config requires one): embed every training clip once, then one logistic
+        # regression per part
         from training import backbones
 
         pooled, y = pooled_clips(
@@ -241,6 +241,7 @@ def teacher_targets(
             head = fit_pooled_head(tcfg, pooled[row[rest]], y[row[rest]], tds.labels)
             probs[held] = head.probabilities(pooled[row[held]])
     else:
+        val = TX.windows(tds.y, tds.split["val"])
         for name, (held, rest) in parts.items():
             sub = {"train": TX.windows(tds.y, rest), "val": val}
             teacher, aggregator, _ = _fit(tcfg, TX, sub, tds, out / name)
@@ -290,7 +291,7 @@ def teacher_parts(ds: data_mod.Dataset, train_clips: np.ndarray, seed: int) -> d
 
 def _callbacks(fit: FitConfig, out: Path) -> list:
     ckpt = out / "checkpoints"
-    ckpt.mkdir(exist_ok=True)
+    ckpt.mkdir(parents=True, exist_ok=True)
     plateau = [
         keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss",

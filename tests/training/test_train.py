@@ -84,3 +84,5 @@ def test_teacher_parts_fall_back_to_folds_when_a_class_is_in_one_group_only():
     ds.clips.pop()
     with pytest.raises(ValueError, match="at least 2 training clips of every class.*teacher.config=null"):
         teacher_parts(ds, np.arange(len(ds.clips)), seed=1)
+    with pytest.raises(ValueError, match="at least 2 training clips of every class"):
+        teacher_parts(dataset([None], per_class=1), np.arange(3), seed=1)

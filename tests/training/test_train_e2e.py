@@ -190,6 +190,20 @@ def test_a_pretrained_teacher_shapes_the_targets_and_only_the_cnn_is_saved(slice
     assert json.loads(scored.read_text())["accuracy"] == pytest.approx(m["test"]["accuracy"])
 
 
+def test_a_cnn_teacher_is_fitted_per_part(slice_manifest, tmp_path):
+    """A teacher without a pooled clip head (here a CNN, one epoch) is fitted once per cross-fit part, each on its
+    own training clips, and predicts the clips it did not train on."""
+    teacher = tmp_path / "teacher.yaml"
+    teacher.write_text("fit:\n  epochs: 1\n  batch_size: 16\n  tensorboard: false\naugment:\n  enabled: false\n")
+    out = tmp_path / "cnn-taught"
+    args = ["train", "--data", str(slice_manifest), "--out", str(out), *FAST, "--no-register"]
+    assert main([*args, "--set", f"teacher.config={teacher}"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["teacher"]["parts"] == [f"fold{f}" for f in range(5)] and m["teacher"]["config"] == str(teacher)
+    assert sorted(p.name for p in (out / "teacher").iterdir()) == [f"fold{f}" for f in range(5)]
+    assert 0 <= m["teacher"]["train_accuracy"] <= 1 and m["timing"]["teacher_s"] > 0
+
+
 def test_weight_averaging_validates_and_saves_the_averaged_weights(slice_manifest, tmp_path):
     """fit.ema_momentum: the weights validated each epoch, kept by early stopping and saved are the moving average:
     the saved model scores the validation clips exactly as the history says the best epoch did."""
