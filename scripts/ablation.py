@@ -81,7 +81,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     ),
     "vtlp+members3": ("vtlp + an ensemble of 3 CNNs fitted side by side (model.members=3)", [*VTLP, "model.members=3"]),
     "vtlp+ema": (
-        "vtlp + validate and keep the moving average of the weights (momentum 0.99 per step): today's defaults",
+        "vtlp + validate and keep the moving average of the weights (momentum 0.99 per step): the defaults until "
+        "two CNNs",
         [*VTLP, "fit.ema_momentum=0.99"],
     ),
     "vtlp+members3-narrow": (
@@ -160,6 +161,10 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "vtlp+ema-30ep": (
         "vtlp+ema with 30 epochs instead of 20, without a teacher: what the epochs alone do",
         [*VTLP, "fit.ema_momentum=0.99", "fit.epochs=30"],
+    ),
+    "vtlp+ema+members2": (
+        "vtlp+ema + a second CNN fitted beside the first, probabilities averaged (model.members=2): today's defaults",
+        [*VTLP, "fit.ema_momentum=0.99", "model.members=2"],
     ),
     "vtlp-seed2+ema+teacher": (
         "vtlp+ema+teacher with seed 2: does it hold with another seed? (compare vtlp-seed2+ema)",

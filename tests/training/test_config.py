@@ -14,12 +14,12 @@ def test_defaults_equal_the_written_fsdd_recipe():
 
 def test_the_recipes_are_the_measured_ablation_variants():
     """configs/fsdd-members3.yaml claims the figures of scripts/ablation.py's vtlp+members3, and the defaults those
-    of vtlp+ema: each must be that variant."""
+    of vtlp+ema+members2: each must be that variant."""
     from scripts import ablation
 
     variant = lambda name: load_config(None, list(ablation.VARIANTS[name][1]))  # noqa: E731
     assert load_config("configs/fsdd-members3.yaml") == variant("vtlp+members3") != TrainConfig()
-    assert variant("vtlp+ema") == TrainConfig() != variant("vtlp")
+    assert variant("vtlp+ema+members2") == TrainConfig() != variant("vtlp+ema")
 
 
 def test_overrides_are_typed_and_nested():
@@ -80,10 +80,10 @@ def test_a_partial_features_section_keeps_trainings_cmn():
 
 def test_a_config_file_names_its_teacher_relative_to_itself(tmp_path):
     (tmp_path / "teacher.yaml").write_text("fit:\n  epochs: 2\n")
-    (tmp_path / "student.yaml").write_text("teacher:\n  config: teacher.yaml\n")
+    (tmp_path / "student.yaml").write_text("teacher:\n  config: teacher.yaml\nmodel:\n  members: 1\n")
     assert load_config(tmp_path / "student.yaml").teacher.config == tmp_path / "teacher.yaml"
     # on the command line, relative to the working directory
-    assert load_config(None, ["teacher.config=configs/fsdd-speech.yaml"]).teacher.config == (
+    assert load_config(None, ["teacher.config=configs/fsdd-speech.yaml", "model.members=1"]).teacher.config == (
         Path("configs/fsdd-speech.yaml").resolve()
     )
 
@@ -92,11 +92,12 @@ def test_a_config_file_names_its_teacher_relative_to_itself(tmp_path):
     "overrides, message",
     [
         (
-            ["teacher.config=nope.yaml"],
+            ["teacher.config=nope.yaml", "model.members=1"],
             f"teacher.config: config file {re.escape(str(Path('nope.yaml').resolve()))} does not exist",
         ),
         (["teacher.config=configs/fsdd-speech.yaml", "model.members=3"], "teaches one CNN"),
-        (["teacher.config=configs/fsdd.yaml", "model.teachers=2"], "teaches one CNN"),
+        (["teacher.config=configs/fsdd.yaml", "model.teachers=2", "model.members=1"], "teaches one CNN"),
+        (["teacher.config=configs/fsdd-speech.yaml"], "teaches one CNN: set .*members=1"),  # the defaults' two CNNs
         (["teacher.config=configs/fsdd-speech.yaml", "teacher.weight=0.8"], "teacher.weight"),
         (["teacher.config=configs/fsdd-speech.yaml", "teacher.temperature=0"], "teacher.temperature"),
     ],
@@ -112,6 +113,7 @@ def test_a_backbone_student_is_refused():
 
 
 def test_a_teacher_with_a_teacher_is_refused(tmp_path):
-    (tmp_path / "inner.yaml").write_text(f"teacher:\n  config: {Path('configs/fsdd-speech.yaml').resolve()}\n")
+    inner = f"teacher:\n  config: {Path('configs/fsdd-speech.yaml').resolve()}\nmodel:\n  members: 1\n"
+    (tmp_path / "inner.yaml").write_text(inner)
     with pytest.raises(ConfigError, match="has a teacher of its own"):
-        load_config(None, [f"teacher.config={tmp_path / 'inner.yaml'}"])
+        load_config(None, [f"teacher.config={tmp_path / 'inner.yaml'}", "model.members=1"])

@@ -95,7 +95,7 @@ def test_mutual_learning_adds_each_members_kl_from_the_others_mean():
 def test_a_student_learns_from_its_teachers_mean_and_is_the_model_saved(tmp_path):
     """model.teachers: the fitted view stacks the teachers and, last, the saved one-CNN student; the student pays
     its cross-entropy plus w * KL(teachers' mean || student), the teachers their cross-entropy alone."""
-    cfg = ModelConfig(teachers=2)
+    cfg = ModelConfig(teachers=2, members=1)
     student = build_model(cfg, SHAPE, 4, np.zeros(SHAPE[1]), np.ones(SHAPE[1]))
     fitted = with_teachers(student, cfg, SHAPE, 4, np.zeros(SHAPE[1]), np.ones(SHAPE[1]))
     assert fitted.output.shape[1:] == (3, 4) and student.name == "audio_cnn"

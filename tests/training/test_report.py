@@ -20,7 +20,7 @@ def test_a_difference_inside_the_error_bar_is_a_tie():
 
 
 def test_the_verdict_names_the_model_it_judges():
-    assert model_name(ModelConfig().model_dump()) == "the CNN"
+    assert model_name(ModelConfig(members=1).model_dump()) == "the CNN"
     assert model_name(ModelConfig(members=2).model_dump()) == "the ensemble of 2 CNNs"
     pooled = ModelConfig(backbone="musicnn_vgg", head="pooled_logistic").model_dump()
     assert model_name(pooled) == "the musicnn model with a logistic clip head"
