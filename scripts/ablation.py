@@ -166,6 +166,10 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
         "vtlp+ema + a second CNN fitted beside the first, probabilities averaged (model.members=2): today's defaults",
         [*VTLP, "fit.ema_momentum=0.99", "model.members=2"],
     ),
+    "vtlp+ema+members2-30ep": (
+        "today's defaults (two CNNs) with 30 epochs instead of 20",
+        [*VTLP, "fit.ema_momentum=0.99", "model.members=2", "fit.epochs=30"],
+    ),
     "vtlp-seed2+ema+teacher": (
         "vtlp+ema+teacher with seed 2: does it hold with another seed? (compare vtlp-seed2+ema)",
         [*VTLP, "seed=2", "fit.ema_momentum=0.99", TEACHER],
