@@ -163,11 +163,12 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
         [*VTLP, "fit.ema_momentum=0.99", "fit.epochs=30"],
     ),
     "vtlp+ema+members2": (
-        "vtlp+ema + a second CNN fitted beside the first, probabilities averaged (model.members=2): today's defaults",
+        "vtlp+ema + a second CNN fitted beside the first, probabilities averaged (model.members=2): the defaults "
+        "until 30 epochs",
         [*VTLP, "fit.ema_momentum=0.99", "model.members=2"],
     ),
     "vtlp+ema+members2-30ep": (
-        "today's defaults (two CNNs) with 30 epochs instead of 20",
+        "vtlp+ema+members2 with 30 epochs instead of 20: today's defaults",
         [*VTLP, "fit.ema_momentum=0.99", "model.members=2", "fit.epochs=30"],
     ),
     "vtlp-seed2+ema+teacher": (
