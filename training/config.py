@@ -172,7 +172,7 @@ class ModelConfig(_Strict):
 
 class FitConfig(_Strict):
     # 30 since two CNNs: +0.012 ± 0.003 over 20 on FSDD's six held-out speakers, three seeds paired; official split
-    # 0.997 in 154 s on 2 cores (docs/results.md, "Two CNNs by default", 30 epochs).
+    # 0.997 in 154-178 s on 2 cores, at the bound (docs/results.md, "Two CNNs by default", 30 epochs).
     epochs: int = Field(30, ge=1)
     batch_size: int = Field(64, ge=1)
     learning_rate: float = Field(2e-3, gt=0)
