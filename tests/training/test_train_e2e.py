@@ -163,7 +163,7 @@ def test_distillation_saves_only_the_student(slice_manifest, tmp_path):
     """model.teachers=2: teachers and student in one fit; the saved model is one CNN, and it is what the run scored."""
     out = tmp_path / "kd"
     args = ["train", "--data", str(slice_manifest), "--out", str(out), "--epochs", "3", "--set", "fit.batch_size=16"]
-    assert main([*args, "--set", "model.teachers=2", "--set", "model.members=1", "--no-register"]) == 0
+    assert main([*args, "--set", "model.teachers=2", *ONE_CNN, "--no-register"]) == 0
     m = json.loads((out / "metrics.json").read_text())
     model, _, _ = artifact.load(out / "model")
     assert model.name == "audio_cnn" and not any(layer.name.startswith("teacher") for layer in model.layers)
